@@ -1,0 +1,50 @@
+# Two commands matter: `make run` (the whole system) and `make test` (every test layer).
+# Both bootstrap the venv from the committed lock on a machine that has only python3.
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.lock-installed
+ADVISORS ?= 2000
+PYTEST_ARGS ?=
+
+.PHONY: venv run stop status sandbox test lint bench lock clean
+
+venv: $(STAMP)
+
+# Reinstall only when the lock changes; a second `make run` reuses the venv.
+$(STAMP): requirements-lock.txt
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --disable-pip-version-check -q -r requirements-lock.txt
+	@touch $(STAMP)
+
+run: venv
+	$(PY) -m include.devstack.stack run --advisors $(ADVISORS)
+
+stop: venv
+	$(PY) -m include.devstack.stack stop
+
+status: venv
+	$(PY) -m include.devstack.stack status
+
+sandbox: venv
+	$(PY) -m include.sandbox.server
+
+test: venv
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+lint: venv
+	$(VENV)/bin/ruff check --select AIR dags plugins include
+	$(VENV)/bin/ruff check dags plugins include tests bench
+
+bench: venv
+	$(PY) -m bench.run_all
+
+# Regenerate the lock from requirements.txt in a throwaway venv.
+lock:
+	rm -rf .lockvenv && $(PYTHON) -m venv .lockvenv
+	.lockvenv/bin/pip install -q -r requirements.txt
+	( echo "# Fully pinned lock generated from requirements.txt by 'make lock' (python 3.11). Install only from this file."; .lockvenv/bin/pip freeze | sort -f ) > requirements-lock.txt
+	rm -rf .lockvenv
+
+clean:
+	rm -rf $(VENV) .data

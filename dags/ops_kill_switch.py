@@ -1,0 +1,50 @@
+"""
+### Kill switch: `ops_pause_sending` / `ops_resume_sending`
+
+Runbook: *"Stop all WhatsApp sending now"* and *"Resume sending"*.
+
+Trigger from the UI with a **reason** (required; it goes into `audit_log` with your user name).
+The delivery sender checks the switch continuously: a pause stops new sends within 2 s and leaves
+the remaining rows queued; resume continues them without sending anything twice.
+"""
+from __future__ import annotations
+
+from airflow.sdk import Param, dag, get_current_context, task
+
+from include.dagkit import acting_user, default_args
+
+REASON = Param("", type="string", minLength=3, title="Reason",
+               description="Why sending is being paused/resumed. Recorded in the audit log.")
+
+
+def _flip(paused: bool) -> dict:
+    from include.db import get_engine
+    from include.ops_controls import set_sending_paused
+
+    ctx = get_current_context()
+    state = set_sending_paused(get_engine(), paused, ctx["params"]["reason"], acting_user(ctx))
+    return {"paused": state.paused, "reason": state.reason, "changed_by": state.changed_by}
+
+
+@dag(dag_id="ops_pause_sending", schedule=None, catchup=False, tags=["ops", "kill-switch"],
+     default_args=default_args(retries=1), doc_md=__doc__, params={"reason": REASON}, max_active_runs=1)
+def ops_pause_sending():
+    @task
+    def pause_sending() -> dict:
+        return _flip(True)
+
+    pause_sending()
+
+
+@dag(dag_id="ops_resume_sending", schedule=None, catchup=False, tags=["ops", "kill-switch"],
+     default_args=default_args(retries=1), doc_md=__doc__, params={"reason": REASON}, max_active_runs=1)
+def ops_resume_sending():
+    @task
+    def resume_sending() -> dict:
+        return _flip(False)
+
+    resume_sending()
+
+
+ops_pause_sending()
+ops_resume_sending()

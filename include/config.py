@@ -1,0 +1,91 @@
+"""Every threshold, schedule and tunable of the runbooks, in one place.
+
+Values can be overridden per deployment with environment variables named FA_<NAME>
+(for example FA_PENDING_BACKLOG_THRESHOLD=80); DAG files and include/ read them only from here.
+"""
+from __future__ import annotations
+
+import os
+from zoneinfo import ZoneInfo
+
+TIMEZONE_NAME = "Asia/Kolkata"
+IST = ZoneInfo(TIMEZONE_NAME)
+
+
+def _env_int(name: str, default: int) -> int:
+    raw = os.environ.get(f"FA_{name}")
+    if raw is None or raw == "":
+        return default
+    try:
+        return int(raw)
+    except ValueError as exc:
+        raise ValueError(f"environment variable FA_{name} must be an integer, got {raw!r}") from exc
+
+
+def _env_float(name: str, default: float) -> float:
+    raw = os.environ.get(f"FA_{name}")
+    if raw is None or raw == "":
+        return default
+    try:
+        return float(raw)
+    except ValueError as exc:
+        raise ValueError(f"environment variable FA_{name} must be a number, got {raw!r}") from exc
+
+
+def _env_str(name: str, default: str) -> str:
+    return os.environ.get(f"FA_{name}") or default
+
+
+# -- schedules (cron, Asia/Kolkata) -------------------------------------------------------------
+SCHEDULE_NIGHTLY_CONTENT_WINDOW = "30 20 * * *"
+SCHEDULE_PRE_DELIVERY_CHECK = "50 5 * * *"
+SCHEDULE_DELIVERY_FANOUT = "0 6 * * *"
+SCHEDULES_POST_DELIVERY_REPORT = ("5 6 * * *", "15 6 * * *", "30 6 * * *")
+SCHEDULE_WEEKLY_MAINTENANCE = "0 2 * * 0"
+SCHEDULE_MONTHLY_MAINTENANCE = "0 1 * * 0"  # further restricted to the first Sunday by its timetable
+
+# -- DAG defaults ----------------------------------------------------------------------------------
+DAG_OWNER = _env_str("DAG_OWNER", "content-delivery-ops")
+DEFAULT_RETRIES = _env_int("DEFAULT_RETRIES", 2)
+DEFAULT_RETRY_DELAY_S = _env_int("DEFAULT_RETRY_DELAY_S", 30)
+
+# -- content and approvals -------------------------------------------------------------------------
+SEGMENTS = ("mutual_fund", "equity", "insurance", "wealth")
+PENDING_BACKLOG_THRESHOLD = _env_int("PENDING_BACKLOG_THRESHOLD", 50)
+BULK_APPROVE_MAX_RISK = _env_int("BULK_APPROVE_MAX_RISK", 2)
+FALLBACK_ROTATION_DAYS = _env_int("FALLBACK_ROTATION_DAYS", 7)
+SEBI_DISCLAIMER = (
+    "Investments in securities market are subject to market risks. Read all the related documents "
+    "carefully before investing. Registration granted by SEBI and certification from NISM in no way "
+    "guarantee performance of the intermediary or provide any assurance of returns to investors."
+)
+
+# -- delivery ----------------------------------------------------------------------------------------
+SEND_WINDOW_SECONDS = _env_int("SEND_WINDOW_SECONDS", 300)   # 06:00-06:05
+JITTER_WINDOW_SECONDS = _env_int("JITTER_WINDOW_SECONDS", 60)
+MAX_SENDER_TASKS = _env_int("MAX_SENDER_TASKS", 64)
+ACCEPTED_SLA_RATIO = _env_float("ACCEPTED_SLA_RATIO", 0.99)
+FAILURE_RATE_PAGE_THRESHOLD = _env_float("FAILURE_RATE_PAGE_THRESHOLD", 0.02)
+FAILURE_RATE_WINDOW_SECONDS = _env_int("FAILURE_RATE_WINDOW_SECONDS", 120)
+SUCCESS_RATE_FLOOR = _env_float("SUCCESS_RATE_FLOOR", 0.95)
+
+# -- post-delivery -------------------------------------------------------------------------------------
+DELIVERY_RATE_WARNING = _env_float("DELIVERY_RATE_WARNING", 0.95)
+DELIVERY_RATE_CRITICAL = _env_float("DELIVERY_RATE_CRITICAL", 0.90)
+STUCK_AFTER_MINUTES = _env_int("STUCK_AFTER_MINUTES", 15)
+OPT_OUT_SPIKE_COUNT_5MIN = _env_int("OPT_OUT_SPIKE_COUNT_5MIN", 10)
+OPT_OUT_SPIKE_RATIO_LAST_100 = _env_float("OPT_OUT_SPIKE_RATIO_LAST_100", 0.03)
+OPT_OUT_KEYWORDS = tuple(
+    k.strip().casefold() for k in _env_str(
+        "OPT_OUT_KEYWORDS", "stop,stop all,unsubscribe,cancel,end,quit,opt out,optout,रोकें,बंद,बंद करें,रुको"
+    ).split(",") if k.strip()
+)
+
+# -- alerting ------------------------------------------------------------------------------------------
+SLACK_CONN_ID = "slack_alerts"
+WHATSAPP_CONN_ID = "whatsapp_cloud"
+APP_DB_CONN_ID = "app_db"
+UI_BASE_URL = _env_str("UI_BASE_URL", os.environ.get("AIRFLOW__API__BASE_URL", "http://127.0.0.1:8080"))
+
+# -- storage -------------------------------------------------------------------------------------------
+DATA_ROOT_URL = _env_str("DATA_ROOT_URL", "")  # fsspec URL; empty means file:// under .data/

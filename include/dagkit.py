@@ -1,0 +1,50 @@
+"""Shared DAG conventions: default args (owner, retries, failure alerts), schedules in IST,
+and reading the business date and the acting user from the task context."""
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Mapping
+from typing import Any
+
+from include import config
+from include.alerting import on_task_failure
+from include.dates import business_date_from_run_after
+
+
+def default_args(**overrides: Any) -> dict[str, Any]:
+    args = {
+        "owner": config.DAG_OWNER,
+        "retries": config.DEFAULT_RETRIES,
+        "retry_delay": dt.timedelta(seconds=config.DEFAULT_RETRY_DELAY_S),
+        "retry_exponential_backoff": 2.0,
+        "max_retry_delay": dt.timedelta(minutes=5),
+        "on_failure_callback": on_task_failure,
+    }
+    args.update(overrides)
+    return args
+
+
+def ist_cron(cron: str):
+    from airflow.sdk import CronTriggerTimetable
+
+    return CronTriggerTimetable(cron, timezone=config.TIMEZONE_NAME)
+
+
+def business_date(context: Mapping[str, Any], offset_days: int = 0) -> dt.date:
+    """The run's business date: `params.business_date` when an operator gave one, else `run_after` in IST."""
+    given = (context.get("params") or {}).get("business_date")
+    if given:
+        from include.dates import parse_business_date
+
+        return parse_business_date(given)
+    return business_date_from_run_after(context["dag_run"].run_after, offset_days)
+
+
+def acting_user(context: Mapping[str, Any]) -> str:
+    """Who triggered the run (the UI/API user), or the scheduler for scheduled runs."""
+    dag_run = context.get("dag_run")
+    user = getattr(dag_run, "triggering_user_name", None)
+    if user:
+        return str(user)
+    run_type = str(getattr(dag_run, "run_type", "") or "")
+    return "scheduler" if "scheduled" in run_type else "airflow-operator"

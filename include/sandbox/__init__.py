@@ -1,0 +1,1 @@
+"""Local sandbox of the WhatsApp Cloud API and of a Slack incoming webhook (see state.py, app.py)."""
