@@ -1,0 +1,71 @@
+"""`make run`'s supervisor: PostgreSQL, sandbox and all four Airflow components come up healthy on
+loopback, and Ctrl-C (SIGINT) leaves no process behind. Slow (~1 min): it starts real Airflow."""
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+
+import psutil
+import pytest
+
+from tests.support import ROOT, free_port
+
+pytestmark = [pytest.mark.e2e, pytest.mark.slow]
+
+
+def _ours(data_dir: str) -> list[psutil.Process]:
+    found = []
+    for proc in psutil.process_iter(["pid", "cmdline"]):
+        try:
+            cmd = " ".join(proc.info["cmdline"] or [])
+            env_home = proc.environ().get("AIRFLOW_HOME", "") if proc.pid != os.getpid() else ""
+        except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
+            continue
+        if data_dir in cmd or env_home.startswith(data_dir):
+            found.append(proc)
+    return found
+
+
+def test_make_run_comes_up_healthy_and_ctrl_c_leaves_no_orphans(tmp_path):
+    data_dir = str(tmp_path / "data")
+    api_port, sandbox_port = free_port(), free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW", "FA_"))}
+    env.update(AIRFLOW_PORT=str(api_port), SANDBOX_PORT=str(sandbox_port), PYTHONPATH=str(ROOT),
+               AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT=str(free_port()),
+               AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT=str(free_port()),
+               AIRFLOW__SCHEDULER__SCHEDULER_HEALTH_CHECK_SERVER_PORT=str(free_port()))
+    proc = subprocess.Popen([sys.executable, "-m", "include.devstack.stack", "run", "--advisors", "60",
+                             "--data-dir", data_dir], cwd=ROOT, env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    lines = []
+    try:
+        deadline = time.monotonic() + 150
+        while time.monotonic() < deadline:
+            line = proc.stdout.readline()
+            if not line:
+                break
+            lines.append(line)
+            if "Stop with Ctrl-C" in line:
+                break
+        out = "".join(lines)
+        assert "Airflow UI:" in out and "login: admin / " in out, out
+        with urllib.request.urlopen(f"http://127.0.0.1:{api_port}/api/v2/monitor/health", timeout=10) as r:
+            health = json.load(r)
+        for component in ("metadatabase", "scheduler", "dag_processor", "triggerer"):
+            assert health[component]["status"] == "healthy", health
+        state = json.loads((tmp_path / "data" / "run" / "stack.json").read_text())
+        assert set(state["children"]) == {"sandbox", "api-server", "scheduler", "dag-processor", "triggerer"}
+        assert len(_ours(data_dir)) >= 6
+    finally:
+        proc.send_signal(signal.SIGINT)  # what Ctrl-C delivers to the foreground process
+        try:
+            proc.wait(60)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+    assert proc.returncode == 0, "".join(lines) + proc.stdout.read()
+    time.sleep(1)
+    left = _ours(data_dir)
+    assert left == [], [p.info["cmdline"] for p in left]
