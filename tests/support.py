@@ -30,7 +30,7 @@ class SandboxProcess:
         self.url = f"http://127.0.0.1:{self.port}"
         env = {**os.environ, "PYTHONPATH": str(ROOT), "SANDBOX_ACCESS_TOKEN": TEST_TOKEN,
                "SANDBOX_APP_SECRET": TEST_APP_SECRET, "SANDBOX_LIMITS": "on" if limits else "off"}
-        self.log = open(log_dir / f"sandbox-{self.port}.log", "wb")  # noqa: SIM115
+        self.log = open(log_dir / f"sandbox-{self.port}.log", "wb")
         self.proc = subprocess.Popen([sys.executable, "-m", "include.sandbox.server", "--port", str(self.port)],
                                      env=env, cwd=ROOT, stdout=self.log, stderr=subprocess.STDOUT,
                                      start_new_session=True)

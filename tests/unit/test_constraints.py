@@ -9,8 +9,12 @@ ADVISOR = ("INSERT INTO advisors (external_ref, name, phone_e164, segment, regis
            "VALUES (:ref, 'A B', :phone, :seg, 'INA000001', :opted, :consent) RETURNING advisor_id")
 
 
-def _advisor(conn, ref="R1", phone="+919812345678", seg="equity", opted=True, consent=dt.datetime(2026, 1, 1, tzinfo=dt.UTC)):
-    return conn.execute(sa.text(ADVISOR), dict(ref=ref, phone=phone, seg=seg, opted=opted, consent=consent)).scalar_one()
+CONSENT = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
+
+
+def _advisor(conn, ref="R1", phone="+919812345678", seg="equity", opted=True, consent=CONSENT):
+    params = dict(ref=ref, phone=phone, seg=seg, opted=opted, consent=consent)
+    return conn.execute(sa.text(ADVISOR), params).scalar_one()
 
 
 def _rejects(engine, sql, params=None, match=None):
