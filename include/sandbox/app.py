@@ -72,7 +72,10 @@ async def _admin_json(request: Request) -> dict:
 
 def create_app(settings: Settings | None = None, webhooks: WebhookSettings | None = None,
                seed_defaults: bool = True) -> Starlette:
-    sb = Sandbox(settings, webhooks)
+    import copy
+
+    initial = (copy.deepcopy(settings or Settings()), copy.deepcopy(webhooks or WebhookSettings()))
+    sb = Sandbox(copy.deepcopy(initial[0]), copy.deepcopy(initial[1]))
     if seed_defaults:
         sb.seed_defaults()
     dispatcher = WebhookDispatcher(sb)
@@ -164,6 +167,9 @@ def create_app(settings: Settings | None = None, webhooks: WebhookSettings | Non
                       "accepted": len(sb.ledger), "webhooks_pending": dispatcher.pending})
 
     async def admin_reset(request: Request) -> Response:
+        """Back to the start-up state: settings, webhooks, numbers, templates, faults and ledger."""
+        sb.settings = copy.deepcopy(initial[0])
+        sb.webhooks = copy.deepcopy(initial[1])
         sb.reset()
         sb.seed_defaults()
         dispatcher.clear()

@@ -47,6 +47,8 @@ RESEARCH_OUTCOMES = {
     "3": "permanent_fail",   # accepted, then a failed webhook with 131026
     "4": "temporary_fail",   # the API answers 131016 to the first two attempts, then accepts
     "5": "delivered_late",   # delivered only after `late_delivery_s`
+    "6": "opted_out",        # the API refuses at once with 131050 (user stopped marketing messages)
+    "7": "undeliverable",    # the API refuses at once with 131026
 }
 
 
@@ -275,15 +277,47 @@ class Sandbox:
         if body.get("type", "text") != "template":
             raise GraphError(131051, "Only template messages are supported by this sandbox")
         tpl_req = body.get("template")
-        if not isinstance(tpl_req, dict) or not tpl_req.get("name"):
+        if not isinstance(tpl_req, dict) or not isinstance(tpl_req.get("name"), str) or not tpl_req["name"]:
             raise GraphError(100, "The parameter template['name'] is required")
         lang = (tpl_req.get("language") or {}).get("code") if isinstance(tpl_req.get("language"), dict) else None
-        if not lang:
+        if not isinstance(lang, str) or not lang:
             raise GraphError(100, "The parameter template['language']['code'] is required")
+        components = tpl_req.get("components") or []
+        if not isinstance(components, list):
+            raise GraphError(100, "The parameter template['components'] must be an array")
         if number.status != "CONNECTED":
             raise GraphError(133010, f"Phone number {number.display_phone_number} is {number.status}")
         if number.policy_blocked:
             raise GraphError(368, "The sending number is temporarily blocked for policy violations")
+        template = self.templates.get((tpl_req["name"], lang))
+        if template is None:
+            raise GraphError(132001, f"template name ({tpl_req['name']}) does not exist in {lang}")
+        if template.status == "PAUSED":
+            raise GraphError(132015, f"Template {template.name} is paused due to low quality")
+        if template.status == "DISABLED":
+            raise GraphError(132016, f"Template {template.name} is disabled due to low quality")
+        if template.status != "APPROVED":
+            raise GraphError(132001, f"Template {template.name} is {template.status}, not approved")
+        body_params: list[str] = []
+        header_image = None
+        for comp in components:
+            if not isinstance(comp, dict):
+                raise GraphError(100, "Each template component must be an object")
+            params = comp.get("parameters") or []
+            if not isinstance(params, list):
+                raise GraphError(100, "Component parameters must be an array")
+            if comp.get("type") == "body":
+                body_params = [str(p.get("text", "")) for p in params if isinstance(p, dict)]
+            elif comp.get("type") == "header":
+                for p in params:
+                    img = p.get("image") if isinstance(p, dict) else None
+                    if isinstance(img, dict):
+                        header_image = img.get("link") or img.get("id")
+        if len(body_params) != template.body_params:
+            raise GraphError(132000, f"Number of parameters ({len(body_params)}) does not match the expected "
+                                     f"number of params ({template.body_params})")
+        if template.header == "IMAGE" and not header_image:
+            raise GraphError(132000, "Template header requires an image parameter (link or id)")
         if self.settings.limits_enabled:
             storm = self.faults.storm_rate > 0 and _now() < self.faults.storm_until
             if storm and self.rng.random() < self.faults.storm_rate:
@@ -305,34 +339,11 @@ class Sandbox:
         if self.faults.error_5xx_rate > 0 and self.rng.random() < self.faults.error_5xx_rate:
             self.counters["injected_5xx"] += 1
             raise GraphError(self.rng.choice((131000, 131016)), "Injected transient server error")
-        template = self.templates.get((tpl_req["name"], lang))
-        if template is None:
-            raise GraphError(132001, f"template name ({tpl_req['name']}) does not exist in {lang}")
-        if template.status == "PAUSED":
-            raise GraphError(132015, f"Template {template.name} is paused due to low quality")
-        if template.status == "DISABLED":
-            raise GraphError(132016, f"Template {template.name} is disabled due to low quality")
-        if template.status != "APPROVED":
-            raise GraphError(132001, f"Template {template.name} is {template.status}, not approved")
-        body_params: list[str] = []
-        header_image = None
-        for comp in tpl_req.get("components") or []:
-            if not isinstance(comp, dict):
-                raise GraphError(100, "Each template component must be an object")
-            params = comp.get("parameters") or []
-            if comp.get("type") == "body":
-                body_params = [str(p.get("text", "")) for p in params if isinstance(p, dict)]
-            elif comp.get("type") == "header":
-                for p in params:
-                    img = p.get("image") if isinstance(p, dict) else None
-                    if isinstance(img, dict):
-                        header_image = img.get("link") or img.get("id")
-        if len(body_params) != template.body_params:
-            raise GraphError(132000, f"Number of parameters ({len(body_params)}) does not match the expected "
-                                     f"number of params ({template.body_params})")
-        if template.header == "IMAGE" and not header_image:
-            raise GraphError(132000, "Template header requires an image parameter (link or id)")
         outcome = self.research_outcome(to)
+        if outcome == "opted_out":
+            raise GraphError(131050, "Research mode: the user has stopped marketing messages")
+        if outcome == "undeliverable":
+            raise GraphError(131026, "Research mode: message undeliverable")
         if outcome == "temporary_fail":
             self.attempts_by_recipient[to] += 1
             if self.attempts_by_recipient[to] <= 2:
