@@ -1,0 +1,9 @@
+"""Run every benchmark in turn (`make bench`). Each writes its JSON under bench/results/."""
+import importlib
+
+BENCHMARKS = ["bench.sandbox_throughput"]
+
+if __name__ == "__main__":
+    for name in BENCHMARKS:
+        print(f"=== {name}")
+        importlib.import_module(name).main([])
