@@ -145,7 +145,7 @@ def _current_context() -> Mapping[str, Any] | None:
         from airflow.sdk import get_current_context
 
         return get_current_context()
-    except Exception:
+    except Exception:  # noqa: BLE001 - outside a task there is simply no context
         return None
 
 

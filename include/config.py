@@ -62,7 +62,8 @@ SEBI_DISCLAIMER = (
 
 # -- delivery ----------------------------------------------------------------------------------------
 SEND_WINDOW_SECONDS = _env_int("SEND_WINDOW_SECONDS", 300)   # 06:00-06:05
-JITTER_WINDOW_SECONDS = _env_int("JITTER_WINDOW_SECONDS", 60)
+# Plan rows get a send offset spread over this much of the window; the rest is headroom for retries.
+JITTER_WINDOW_SECONDS = _env_int("JITTER_WINDOW_SECONDS", 240)
 MAX_SENDER_TASKS = _env_int("MAX_SENDER_TASKS", 64)
 ACCEPTED_SLA_RATIO = _env_float("ACCEPTED_SLA_RATIO", 0.99)
 FAILURE_RATE_PAGE_THRESHOLD = _env_float("FAILURE_RATE_PAGE_THRESHOLD", 0.02)

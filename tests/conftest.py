@@ -46,7 +46,7 @@ def pytest_unconfigure(config):
     if "airflow.settings" in sys.modules:  # close Airflow's pooled connections before the server goes
         try:
             sys.modules["airflow.settings"].dispose_orm()
-        except Exception:
+        except Exception:  # noqa: BLE001 - best effort at teardown
             pass
     pg = _STATE.get("pg")
     if pg is not None:

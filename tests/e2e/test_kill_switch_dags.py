@@ -40,7 +40,7 @@ def test_empty_reason_fails_and_changes_nothing(app_db, sandbox, airflow_db, rea
     try:
         run = dag.test(run_conf={"reason": reason})
         failed = run.state == "failed"
-    except Exception as exc:  # Param validation rejects the conf before the run starts
+    except Exception as exc:  # noqa: BLE001 - Param validation may reject the conf before the run
         failed = "reason" in str(exc) or "valid" in str(exc).lower()
     assert failed
     assert not sending_state(app_db).paused

@@ -1,0 +1,76 @@
+"""
+### Pre-delivery check — 05:50 IST
+
+Runbook *"05:50 pre-delivery check"*. For today's business date (IST, from `run_after`):
+
+| Task | Runbook step |
+|---|---|
+| `check_system_health` | App DB round trip and pool, render storage writable, WhatsApp API answers with a valid token |
+| `check_whatsapp_numbers` | Quality per number (YELLOW = P1; RED rotates its shard to the hot spare and pages), status, throughput, messaging tier vs today's recipients |
+| `check_templates` | Every needed template APPROVED; PAUSED/DISABLED switches to the approved backup (P1), none left = P0 |
+| `check_content_ready` | Approval queue empty; every due advisor has a QC-passed render or an evergreen fallback (assigned here if missing) |
+| `prepare_delivery_queue` | Writes `delivery_plan` (eligible advisors only, 4 segment groups, balanced stable shards, jitter); emits the `delivery_plan` asset |
+| `publish_check_summary` | One Slack summary; the worst severity decides paging; the run fails on any P0 |
+
+Every result is also stored in `check_results`. Rebuilding the plan is idempotent and never touches rows already sent.
+"""
+from __future__ import annotations
+
+from airflow.sdk import Asset, Param, dag, get_current_context, task
+
+from include import config
+from include.dagkit import business_date, default_args, ist_cron
+
+DELIVERY_PLAN = Asset("delivery_plan")
+
+
+@dag(dag_id="pre_delivery_check", schedule=ist_cron(config.SCHEDULE_PRE_DELIVERY_CHECK), catchup=False,
+     max_active_runs=1, tags=["delivery", "checks"], default_args=default_args(), doc_md=__doc__,
+     params={
+         "business_date": Param(None, type=["null", "string"], format="date",
+                                description="Leave empty for today in IST."),
+         "jitter_window_s": Param(config.JITTER_WINDOW_SECONDS, type="integer", minimum=1, maximum=3600,
+                                  description="Seconds over which plan rows' send offsets are spread."),
+     })
+def pre_delivery_check():
+    from include import pre_delivery as pd
+
+    @task
+    def check_system_health() -> dict:
+        return pd.run_system_health(get_current_context())
+
+    @task
+    def check_whatsapp_numbers() -> dict:
+        return pd.run_whatsapp_numbers(get_current_context())
+
+    @task
+    def check_templates() -> dict:
+        return pd.run_templates(get_current_context())
+
+    @task
+    def check_content_ready() -> dict:
+        return pd.run_content_ready(get_current_context())
+
+    @task(outlets=[DELIVERY_PLAN])
+    def prepare_delivery_queue(template_result: dict) -> dict:
+        ctx = get_current_context()
+        result = pd.run_prepare_queue(template_result, ctx)
+        ctx["outlet_events"][DELIVERY_PLAN].extra = {"business_date": str(business_date(ctx)),
+                                                     "planned": result["facts"].get("planned", 0)}
+        return result
+
+    @task(trigger_rule="all_done")
+    def publish_check_summary() -> dict:
+        return pd.run_publish_summary(get_current_context())
+
+    health = check_system_health()
+    numbers = check_whatsapp_numbers()
+    templates = check_templates()
+    ready = check_content_ready()
+    queue = prepare_delivery_queue(templates)
+    health >> [numbers, templates, ready]
+    [numbers, ready] >> queue
+    queue >> publish_check_summary()
+
+
+pre_delivery_check()

@@ -1,0 +1,1 @@
+SELECT phone_number_id, role, shard, active, quality_rating, status FROM sending_numbers

@@ -1,0 +1,1 @@
+UPDATE sending_numbers SET role = 'primary', shard = :shard WHERE phone_number_id = :n
