@@ -164,7 +164,10 @@ def publish_summary(engine: Engine, results: list[dict[str, Any]], business_date
     alert = summarise(checks, "Pre-delivery check", RunRef.from_context(context), business_date)
     out = {"severity": alert.severity.value, "failed": [c.name for c in checks if not c.ok]}
     if alert.severity is Severity.P0:
-        raise RuntimeError(f"pre-delivery check found P0 problems: {', '.join(out['failed'])}")
+        # A P0 verdict is not transient: fail at once instead of retrying the summary.
+        from airflow.sdk.exceptions import AirflowFailException
+
+        raise AirflowFailException(f"pre-delivery check found P0 problems: {', '.join(out['failed'])}")
     return out
 
 
