@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from airflow.sdk import Param, dag, get_current_context, task
 
-from include.dagkit import acting_user, default_args
+from include.dagkit import acting_user, default_args, fail_fast_on_bad_input
 
 REASON = Param("", type="string", minLength=3, title="Reason",
                description="Why sending is being paused/resumed. Recorded in the audit log.")
@@ -22,7 +22,8 @@ def _flip(paused: bool) -> dict:
     from include.ops_controls import set_sending_paused
 
     ctx = get_current_context()
-    state = set_sending_paused(get_engine(), paused, ctx["params"]["reason"], acting_user(ctx))
+    with fail_fast_on_bad_input():
+        state = set_sending_paused(get_engine(), paused, ctx["params"]["reason"], acting_user(ctx))
     return {"paused": state.paused, "reason": state.reason, "changed_by": state.changed_by}
 
 

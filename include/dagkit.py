@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Mapping
+from contextlib import contextmanager
 from typing import Any
 
 from include import config
@@ -48,3 +49,22 @@ def acting_user(context: Mapping[str, Any]) -> str:
         return str(user)
     run_type = str(getattr(dag_run, "run_type", "") or "")
     return "scheduler" if "scheduled" in run_type else "airflow-operator"
+
+
+def operator_date(context: Mapping[str, Any]) -> dt.date:
+    """The business date an operator asked for (today in IST when empty); future dates are refused."""
+    from include.dates import ist_today, parse_business_date
+
+    given = (context.get("params") or {}).get("business_date")
+    return parse_business_date(given, allow_future=False) if given else ist_today()
+
+
+@contextmanager
+def fail_fast_on_bad_input():
+    """Turn ValueError (bad operator input) into AirflowFailException: fail now, do not retry."""
+    try:
+        yield
+    except ValueError as exc:
+        from airflow.sdk.exceptions import AirflowFailException
+
+        raise AirflowFailException(f"bad parameter: {exc}") from exc

@@ -1,0 +1,34 @@
+"""Operator actions behind the manual ops_* DAGs. Each validates its parameters before changing
+anything, does its work in one transaction, and writes an audit row in that same transaction."""
+from __future__ import annotations
+
+import datetime as dt
+
+from sqlalchemy.engine import Engine
+
+from include import audit
+from include.db import query
+from include.ops_controls import require_reason
+from include.whatsapp import RETRYABLE, classify
+
+
+def retryable_code(code: int | None) -> bool:
+    if code is None:
+        return False
+    return classify(code, code if code >= 500 else None) in RETRYABLE
+
+
+def retry_failed_deliveries(engine: Engine, business_date: dt.date, reason: str, actor: str) -> dict:
+    """Re-queue the date's failures whose code is retryable; permanent failures are never touched."""
+    why = require_reason(reason)
+    with engine.begin() as conn:
+        codes = {row.error_code: row.n for row in conn.execute(query("deliveries/failed_codes"),
+                                                               {"business_date": business_date})}
+        retry = sorted(c for c in codes if retryable_code(c))
+        kept = {str(c): n for c, n in codes.items() if c not in retry}
+        requeued = conn.execute(query("deliveries/requeue_codes"),
+                                {"business_date": business_date, "codes": retry}).rowcount if retry else 0
+        details = {"business_date": business_date, "requeued": requeued, "retryable_codes": retry,
+                   "left_failed_by_code": kept}
+        audit.record(conn, actor, "retry_failed_deliveries", str(business_date), why, details)
+    return details
