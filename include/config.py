@@ -90,3 +90,14 @@ UI_BASE_URL = _env_str("UI_BASE_URL", os.environ.get("AIRFLOW__API__BASE_URL", "
 
 # -- storage -------------------------------------------------------------------------------------------
 DATA_ROOT_URL = _env_str("DATA_ROOT_URL", "")  # fsspec URL; empty means file:// under .data/
+
+# -- sender ----------------------------------------------------------------------------------------------
+SENDER_CLAIM_BATCH = _env_int("SENDER_CLAIM_BATCH", 200)          # rows claimed from PostgreSQL at a time
+SENDER_MAX_IN_FLIGHT = _env_int("SENDER_MAX_IN_FLIGHT", 32)       # concurrent requests per sender
+SENDER_MAX_ATTEMPTS = _env_int("SENDER_MAX_ATTEMPTS", 6)
+SENDER_CONTROL_TICK_S = _env_float("SENDER_CONTROL_TICK_S", 0.5)  # kill-switch / lease / monitor cadence
+SENDER_NUMBER_CHECK_S = _env_float("SENDER_NUMBER_CHECK_S", 10.0)  # how often a sender re-reads quality
+SENDER_HARD_DEADLINE_S = _env_int("SENDER_HARD_DEADLINE_S", 900)   # give up (rows stay queued) after this
+SENDER_STALE_SENDING_S = _env_int("SENDER_STALE_SENDING_S", 30)    # a 'sending' row older than this is orphaned
+UNKNOWN_RESOLVE_AFTER_S = _env_int("UNKNOWN_RESOLVE_AFTER_S", 20)  # no evidence after this: safe to requeue
+RENDER_PUBLIC_BASE_URL = _env_str("RENDER_PUBLIC_BASE_URL", "https://cdn.example.in/packs")

@@ -106,7 +106,8 @@ def sandbox(sandbox_server, monkeypatch):
     sandbox_server.reset()
     monkeypatch.setenv("AIRFLOW_CONN_WHATSAPP_CLOUD", json.dumps({
         "conn_type": "http", "host": sandbox_server.url, "password": TEST_TOKEN,
-        "extra": {"waba_id": "200000000000001", "app_secret": TEST_APP_SECRET, "api_version": "v21.0"}}))
+        "extra": {"waba_id": "200000000000001", "app_secret": TEST_APP_SECRET, "api_version": "v21.0",
+                  "status_evidence_url": f"{sandbox_server.url}/_sandbox/ledger"}}))
     monkeypatch.setenv("AIRFLOW_CONN_SLACK_ALERTS", json.dumps({
         "conn_type": "slackwebhook", "password": f"{sandbox_server.url}/slack/webhook/alerts"}))
     return sandbox_server

@@ -1,4 +1,5 @@
-"""Rate-limit primitives shared by the sandbox (enforcing limits) and the sender (respecting them)."""
+"""Rate limiting, one home: the token bucket the sender obeys (and the sandbox enforces), its adaptive
+variant that backs off on 130429 and recovers, and a rolling unique-recipient counter."""
 from __future__ import annotations
 
 import time
@@ -73,3 +74,49 @@ class RollingUniqueCounter:
         self._prune(now)
         self._last_seen[key] = now
         self._order.append((now, key))
+
+
+class AdaptiveBucket:
+    """A sender's share of a number's throughput. `throttled()` (a 130429) halves the rate; it then
+    recovers by 10% of the ceiling per second without throttling. `acquire()` waits for a token."""
+
+    def __init__(self, ceiling: float, clock=time.monotonic):
+        self.ceiling = float(ceiling)
+        self._clock = clock
+        self.bucket = TokenBucket(ceiling, max(1.0, ceiling * 0.1), clock)
+        self._last_recover = clock()
+        self.throttle_events = 0
+
+    @property
+    def rate(self) -> float:
+        return self.bucket.rate
+
+    def set_ceiling(self, ceiling: float) -> None:
+        ceiling = max(0.5, float(ceiling))
+        if abs(ceiling - self.ceiling) > 1e-9:
+            self.ceiling = ceiling
+            self.bucket.set_rate(min(self.bucket.rate, ceiling) if self.bucket.rate < self.ceiling else ceiling,
+                                 max(1.0, ceiling * 0.1))
+
+    def throttled(self) -> None:
+        self.throttle_events += 1
+        self.bucket.set_rate(max(0.5, self.bucket.rate / 2))
+        self.bucket.tokens = 0.0
+        self._last_recover = self._clock()
+
+    def _recover(self) -> None:
+        now = self._clock()
+        if self.bucket.rate < self.ceiling and now - self._last_recover >= 1.0:
+            steps = int(now - self._last_recover)
+            self.bucket.set_rate(min(self.ceiling, self.bucket.rate + 0.1 * self.ceiling * steps))
+            self._last_recover = now
+
+    async def acquire(self) -> None:
+        import asyncio
+
+        while True:
+            self._recover()
+            wait = self.bucket.wait_time()
+            if wait <= 0 and self.bucket.try_take():
+                return
+            await asyncio.sleep(min(max(wait, 0.001), 0.25))

@@ -1,0 +1,532 @@
+"""The fan-out sender: one unit per (shard, segment), many units per run, none per advisor.
+
+A unit streams its due rows from PostgreSQL in claimed batches (`FOR UPDATE SKIP LOCKED`, so two
+runs can never claim the same row), sends them concurrently through the async WhatsApp client
+inside its number's adaptive token bucket, and writes outcomes back in batches. The idempotency
+key (business date, advisor) is the row's unique key and travels as `biz_opaque_callback_data`.
+
+Crash safety: a row is 'sending' only while a request may be in flight. A row whose outcome is
+unknown (timeout or reset after the bytes left, or a sender killed mid-batch) is reconciled against
+status evidence (webhooks echoing the key, or the evidence endpoint) before it is ever resent.
+"""
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import logging
+import random
+import time
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+from sqlalchemy.engine import Engine
+
+from include import config, numbers, templates
+from include.alerting import Alert, RunRef, Severity, post
+from include.db import query
+from include.ops_controls import is_sending_paused
+from include.phones import mask_phone
+from include.ratelimit import AdaptiveBucket
+from include.whatsapp import (
+    AsyncWhatsAppClient, ErrorClass, WhatsAppClient, WhatsAppError, WhatsAppSettings,
+)
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Unit:
+    business_date: dt.date
+    shard: int
+    segment: str
+
+    @property
+    def label(self) -> str:
+        return f"shard {self.shard} / {self.segment}"
+
+    def as_dict(self) -> dict:
+        return {"business_date": self.business_date.isoformat(), "shard": self.shard, "segment": self.segment}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> Unit:
+        return cls(dt.date.fromisoformat(d["business_date"]), int(d["shard"]), str(d["segment"]))
+
+
+@dataclass
+class SenderOptions:
+    jitter_honoured: bool = True
+    claim_batch: int = config.SENDER_CLAIM_BATCH
+    max_in_flight: int = config.SENDER_MAX_IN_FLIGHT
+    max_attempts: int = config.SENDER_MAX_ATTEMPTS
+    control_tick_s: float = config.SENDER_CONTROL_TICK_S
+    number_check_s: float = config.SENDER_NUMBER_CHECK_S
+    hard_deadline_s: float = config.SENDER_HARD_DEADLINE_S
+    stale_sending_s: float = config.SENDER_STALE_SENDING_S
+    unknown_resolve_after_s: float = config.UNKNOWN_RESOLVE_AFTER_S
+    evidence_url: str | None = None
+    actor: str = "delivery_fanout"
+
+
+@dataclass
+class UnitResult:
+    unit: dict
+    accepted: int = 0
+    failed: int = 0
+    skipped: int = 0
+    retried: int = 0
+    unknown: int = 0
+    reconciled_accepted: int = 0
+    reconciled_requeued: int = 0
+    throttled: int = 0
+    numbers_used: list[str] = field(default_factory=list)
+    stopped_reason: str | None = None
+    paused_seconds: float = 0.0
+    elapsed_s: float = 0.0
+    remaining_queued: int = 0
+
+    def as_dict(self) -> dict:
+        return dict(self.__dict__)
+
+
+class AuthFailure(RuntimeError):
+    """The access token is invalid or expired (190): stop the run, keep the rows queued."""
+
+
+def image_link(render_uri: str | None, pack_key: str) -> str:
+    """The public URL WhatsApp fetches the header image from (renders are published under the CDN base)."""
+    base = config.RENDER_PUBLIC_BASE_URL.rstrip("/")
+    if render_uri:
+        return f"{base}/renders/{render_uri.rsplit('/', 1)[-1]}"
+    return f"{base}/evergreen/{pack_key}.jpg"
+
+
+def backoff_s(error: WhatsAppError, attempt: int) -> float:
+    """Retry delay: 4^x s for a pair-rate limit (that recipient only), else exponential with jitter."""
+    if error.error_class is ErrorClass.PAIR_RATE:
+        return float(4 ** max(1, attempt))
+    if error.error_class is ErrorClass.THROUGHPUT:
+        return random.uniform(0.2, 1.0)
+    return min(30.0, 0.5 * 2 ** (attempt - 1)) * random.uniform(0.8, 1.2)
+
+
+# -- planning the fan-out ------------------------------------------------------------------------
+def enqueue(engine: Engine, business_date: dt.date) -> int:
+    with engine.begin() as conn:
+        return conn.execute(query("fanout/enqueue_from_plan"), {"business_date": business_date}).rowcount
+
+
+def units_for(engine: Engine, business_date: dt.date, max_units: int = config.MAX_SENDER_TASKS) -> list[dict]:
+    """Mapped units: (shard, segment) pairs with open work. Bounded: 4 shards x 4 segments = 16 here."""
+    with engine.connect() as conn:
+        rows = conn.execute(query("fanout/units"), {"business_date": business_date}).fetchall()
+    units = [Unit(business_date, r.shard, r.segment).as_dict() | {"number": r.display_phone or "no number",
+                                                                   "open_rows": r.open_rows} for r in rows]
+    if len(units) > max_units:
+        raise ValueError(f"{len(units)} sender units exceed the bound of {max_units}; add fewer shards")
+    return units
+
+
+# -- the sender ------------------------------------------------------------------------------------
+class ShardSender:
+    def __init__(self, engine: Engine, settings: WhatsAppSettings, unit: Unit, options: SenderOptions,
+                 context: dict | None = None):
+        self.engine = engine
+        self.settings = settings
+        self.unit = unit
+        self.opt = options
+        self.context = context
+        self.result = UnitResult(unit.as_dict())
+        self.lease = str(uuid.uuid4())
+        self.number: Any = None
+        self.bucket: AdaptiveBucket | None = None
+        self.started = time.monotonic()
+        self.outcomes: list[dict] = []
+        self.attempts: list[dict] = []
+        self.stop_reason: str | None = None
+        self.paused = False
+        self._last_number_check = 0.0
+        self._last_monitor = 0.0
+        self._in_flight = 0
+        self._policy_hit: WhatsAppError | None = None
+        self._template_hit: tuple[str, str, WhatsAppError] | None = None
+
+    # -- database helpers (sync SQLAlchemy, run in a thread so sends keep flowing) ------------------
+    async def _db(self, fn, *args):
+        return await asyncio.to_thread(fn, *args)
+
+    def _resolve_number(self) -> None:
+        with self.engine.connect() as conn:
+            row = conn.execute(query("fanout/current_number"), {"shard": self.unit.shard}).fetchone()
+        if row is None:
+            raise RuntimeError(f"no active primary number for shard {self.unit.shard}")
+        if self.number is None or row.phone_number_id != self.number.phone_number_id:
+            log.info("%s sends from %s (%s)", self.unit.label, row.display_phone, row.phone_number_id)
+            self.result.numbers_used.append(row.phone_number_id)
+        self.number = row
+        if self.bucket is None:
+            self.bucket = AdaptiveBucket(row.throughput_mps)
+
+    def _heartbeat(self) -> int:
+        with self.engine.begin() as conn:
+            return conn.execute(query("fanout/heartbeat"), {
+                "lease_id": self.lease, "business_date": self.unit.business_date, "shard": self.unit.shard,
+                "segment": self.unit.segment, "phone_number_id": self.number.phone_number_id}).scalar_one()
+
+    def _release(self) -> None:
+        with self.engine.begin() as conn:
+            conn.execute(query("fanout/release_lease"), {"lease_id": self.lease})
+
+    def _claim(self, limit: int) -> list:
+        elapsed_ms = int((time.monotonic() - self.started) * 1000) if self.opt.jitter_honoured else 2**31 - 1
+        with self.engine.begin() as conn:
+            return conn.execute(query("fanout/claim"), {
+                "business_date": self.unit.business_date, "shard": self.unit.shard, "segment": self.unit.segment,
+                "elapsed_ms": elapsed_ms, "limit": limit, "phone_number_id": self.number.phone_number_id}).fetchall()
+
+    def _flush(self) -> None:
+        outcomes, self.outcomes = self.outcomes, []
+        attempts, self.attempts = self.attempts, []
+        if not outcomes and not attempts:
+            return
+        with self.engine.begin() as conn:
+            if outcomes:
+                conn.execute(query("fanout/record_outcome"), outcomes)
+            if attempts:
+                conn.execute(query("fanout/record_attempt"), attempts)
+
+    def _remaining(self):
+        with self.engine.connect() as conn:
+            return conn.execute(query("fanout/remaining"), {
+                "business_date": self.unit.business_date, "shard": self.unit.shard,
+                "segment": self.unit.segment}).one()
+
+    def _alert_once(self, key: str, alert: Alert) -> None:
+        with self.engine.begin() as conn:
+            first = conn.execute(query("fanout/raise_alert_once"), {
+                "business_date": self.unit.business_date, "alert_key": key}).fetchone()
+        if first:
+            post(alert)
+
+    # -- outcomes -------------------------------------------------------------------------------
+    def _outcome(self, row, status: str, *, wamid=None, error: WhatsAppError | None = None, skip_reason=None,
+                 latency_ms=None, next_attempt_at=None, refund=False, attempt_outcome: str | None = None) -> None:
+        code = None
+        if error is not None:
+            code = error.code if error.code is not None else error.http_status
+        self.outcomes.append({
+            "delivery_id": row.delivery_id, "status": status, "wamid": wamid, "error_code": code,
+            "error_title": error.title if error else None, "skip_reason": skip_reason, "latency_ms": latency_ms,
+            "next_attempt_at": next_attempt_at, "refund_attempt": 1 if refund else 0})
+        if attempt_outcome:
+            self.attempts.append({"business_date": self.unit.business_date, "advisor_id": row.advisor_id,
+                                  "attempt_no": row.attempts, "phone_number_id": self.number.phone_number_id,
+                                  "outcome": attempt_outcome, "error_code": code, "latency_ms": latency_ms})
+
+    async def _send_one(self, client: AsyncWhatsAppClient, row) -> None:
+        try:
+            if row.dnc or row.opted_out:
+                reason = "dnc_at_send_time" if row.dnc else "opted_out_at_send_time"
+                self._outcome(row, "skipped", skip_reason=reason, refund=True, attempt_outcome="skipped")
+                self.result.skipped += 1
+                return
+            await self.bucket.acquire()
+            if self.stop_reason:  # the kill switch or a fatal error arrived while waiting for a token
+                self._outcome(row, "queued", refund=True)
+                return
+            try:
+                res = await client.send_template(
+                    self.number.phone_number_id, row.phone_e164, row.template_name, row.template_language,
+                    [row.name, row.title, row.disclaimer], image_link=image_link(row.render_uri, row.pack_key),
+                    biz_opaque_callback_data=row.idempotency_key)
+            except WhatsAppError as err:
+                self._handle_error(row, err)
+                return
+            self._outcome(row, "accepted", wamid=res.wamid, latency_ms=res.latency_ms, attempt_outcome="accepted")
+            self.result.accepted += 1
+        finally:
+            self._in_flight -= 1
+
+    def _handle_error(self, row, err: WhatsAppError) -> None:
+        now = dt.datetime.now(dt.UTC)
+        klass = err.error_class
+        if err.outcome_unknown:
+            # The request may have been accepted: never resend blindly; reconcile first.
+            self._outcome(row, "unknown", error=err, attempt_outcome="unknown")
+            self.result.unknown += 1
+            return
+        if klass is ErrorClass.AUTH:
+            self._outcome(row, "queued", error=err, refund=True, attempt_outcome="retry")
+            self.stop_reason = "auth"
+            return
+        if klass is ErrorClass.POLICY:
+            self._outcome(row, "queued", error=err, refund=True, attempt_outcome="retry")
+            self._policy_hit = err
+            return
+        if klass is ErrorClass.TEMPLATE and err.code in (132015, 132016, 132001):
+            self._outcome(row, "queued", error=err, refund=True, attempt_outcome="retry")
+            self._template_hit = (row.template_name, row.template_language, err)
+            return
+        if klass is ErrorClass.THROUGHPUT:
+            self.bucket.throttled()
+            self.result.throttled += 1
+        if err.retryable and row.attempts < self.opt.max_attempts:
+            delay = backoff_s(err, row.attempts)
+            self._outcome(row, "queued", error=err, next_attempt_at=now + dt.timedelta(seconds=delay),
+                          refund=klass is ErrorClass.THROUGHPUT, attempt_outcome="retry")
+            self.result.retried += 1
+            return
+        if err.proposes_dnc:
+            with self.engine.begin() as conn:
+                conn.execute(query("fanout/add_opt_out"), {"phone_e164": row.phone_e164})
+        log.info("%s: %s failed permanently: %s", self.unit.label, mask_phone(row.phone_e164), err.title)
+        self._outcome(row, "failed", error=err, attempt_outcome="failed")
+        self.result.failed += 1
+
+    # -- control: kill switch, number health, templates, monitoring -----------------------------
+    def _control(self) -> None:
+        """Runs every tick in a worker thread."""
+        was_paused = self.paused
+        self.paused = is_sending_paused(self.engine)
+        if self.paused and not was_paused:
+            log.warning("%s: kill switch is on; stopping new sends", self.unit.label)
+        self._resolve_number()
+        live = self._heartbeat()
+        self.bucket.set_ceiling(self.number.throughput_mps / max(1, live))
+        now = time.monotonic()
+        if now - self._last_number_check >= self.opt.number_check_s:
+            self._last_number_check = now
+            self._check_number_quality()
+        if self._policy_hit:
+            err, self._policy_hit = self._policy_hit, None
+            self._rotate(f"policy error {err.code} from WhatsApp: {err}")
+        if self._template_hit:
+            hit, self._template_hit = self._template_hit, None
+            self._switch_template(*hit)
+        if now - self._last_monitor >= 5.0:
+            self._last_monitor = now
+            from include.monitoring import check_window
+
+            check_window(self.engine, self.unit.business_date, self.context, self._alert_once)
+
+    def _check_number_quality(self) -> None:
+        try:
+            with WhatsAppClient(self.settings) as c:
+                info = c.get_phone_number(self.number.phone_number_id)
+        except WhatsAppError as exc:
+            if exc.error_class is ErrorClass.AUTH:
+                self.stop_reason = "auth"
+            return
+        if info.get("quality_rating") == "RED" or info.get("status") not in (None, "CONNECTED"):
+            self._rotate(f"number quality {info.get('quality_rating')} / status {info.get('status')} mid-run")
+
+    def _rotate(self, reason: str) -> None:
+        old = self.number.phone_number_id
+        try:
+            moved = numbers.rotate_to_hot_spare(self.engine, old, reason, self.opt.actor, self.unit.business_date)
+        except numbers.RotationError as exc:
+            # Another sender of this shard may have rotated already; otherwise there is no spare left.
+            self._resolve_number()
+            if self.number.phone_number_id == old:
+                self.stop_reason = "no_hot_spare"
+                self._alert_once(f"no-spare:{old}", Alert(
+                    Severity.P0, f"Cannot rotate {old}: {exc}", {"shard": self.unit.shard},
+                    RunRef.from_context(self.context)))
+            return
+        self._resolve_number()
+        self._alert_once(f"rotated:{old}", Alert(
+            Severity.P0, f"Sending number {old} rotated to hot spare {moved['to']}",
+            {"reason": reason, "shard": moved["shard"], "rows moved": moved["rows_moved"]},
+            RunRef.from_context(self.context)))
+
+    def _switch_template(self, old: str, language: str, err: WhatsAppError) -> None:
+        with WhatsAppClient(self.settings) as c:
+            templates.sync_templates(self.engine, c)
+        decision = templates.decide_variants(self.engine)
+        new = decision.chosen.get(language)
+        if not new or new == old:
+            self.stop_reason = "no_template"
+            self._alert_once(f"no-template:{old}", Alert(
+                Severity.P0, f"Template {old} ({language}) rejected ({err.code}) and no approved backup variant",
+                {"error": err.title}, RunRef.from_context(self.context)))
+            return
+        with self.engine.begin() as conn:
+            n = conn.execute(query("fanout/retarget_template"), {
+                "business_date": self.unit.business_date, "old_template": old, "new_template": new}).rowcount
+        self._alert_once(f"template-switch:{old}", Alert(
+            Severity.P1, f"Template {old} is {err.code == 132015 and 'PAUSED' or 'not usable'}: switched to {new}",
+            {"language": language, "rows switched": n}, RunRef.from_context(self.context)))
+
+    # -- reconciliation ------------------------------------------------------------------------------
+    def _reconcile(self) -> None:
+        """Settle rows whose outcome is unknown, from evidence, before anything is resent."""
+        with self.engine.connect() as conn:
+            rows = conn.execute(query("fanout/stale_unresolved"), {
+                "business_date": self.unit.business_date, "shard": self.unit.shard, "segment": self.unit.segment,
+                "stale_s": self.opt.stale_sending_s}).fetchall()
+        if not rows:
+            return
+        evidence = self._evidence([r.idempotency_key for r in rows])
+        now = dt.datetime.now(dt.UTC)
+        updates = []
+        for r in rows:
+            if r.idempotency_key in evidence:
+                updates.append({"delivery_id": r.delivery_id, "status": "accepted",
+                                "wamid": evidence[r.idempotency_key]})
+                self.result.reconciled_accepted += 1
+            elif r.sending_at is None or (now - r.sending_at).total_seconds() >= self.opt.unknown_resolve_after_s:
+                updates.append({"delivery_id": r.delivery_id, "status": "queued", "wamid": None})
+                self.result.reconciled_requeued += 1
+        if updates:
+            with self.engine.begin() as conn:
+                conn.execute(query("fanout/resolve_unknown"), updates)
+
+    def _evidence(self, keys: list[str]) -> dict[str, str]:
+        found: dict[str, str] = {}
+        with self.engine.connect() as conn:
+            for r in conn.execute(query("fanout/webhook_evidence"), {"keys": keys}):
+                found[r.biz_opaque] = r.wamid
+        missing = [k for k in keys if k not in found]
+        if missing and self.opt.evidence_url:
+            with httpx.Client(timeout=10) as http:
+                for key in missing:
+                    resp = http.get(self.opt.evidence_url, params={"key": key})
+                    resp.raise_for_status()
+                    entries = resp.json().get("data") or []
+                    if entries:
+                        found[key] = entries[0]["wamid"]
+        return found
+
+    # -- main loop ---------------------------------------------------------------------------------
+    async def run(self) -> UnitResult:
+        await self._db(self._resolve_number)
+        await self._db(self._reconcile)
+        deadline = self.started + self.opt.hard_deadline_s
+        next_control = 0.0
+        tasks: set[asyncio.Task] = set()
+        pause_started = None
+        async with AsyncWhatsAppClient(self.settings) as client:
+            try:
+                while True:
+                    now = time.monotonic()
+                    if now >= next_control:
+                        await self._db(self._control)
+                        await self._db(self._flush)
+                        next_control = now + self.opt.control_tick_s
+                    if self.stop_reason:
+                        break
+                    if self.paused:
+                        pause_started = pause_started or now
+                        if now >= deadline:
+                            self.stop_reason = "paused_past_deadline"
+                            break
+                        await asyncio.sleep(self.opt.control_tick_s)
+                        continue
+                    if pause_started is not None:
+                        self.result.paused_seconds += now - pause_started
+                        pause_started = None
+                    room = self.opt.max_in_flight - self._in_flight
+                    claimed = []
+                    if room > 0:
+                        rate = self.bucket.rate if self.bucket else 80
+                        claimed = await self._db(self._claim, int(min(room, self.opt.claim_batch, max(4, rate))))
+                    for row in claimed:
+                        self._in_flight += 1
+                        t = asyncio.create_task(self._send_one(client, row))
+                        tasks.add(t)
+                        t.add_done_callback(tasks.discard)
+                    if claimed:
+                        await asyncio.sleep(0)
+                        continue
+                    if self._in_flight == 0:
+                        await self._db(self._flush)
+                        await self._db(self._reconcile)
+                        left = await self._db(self._remaining)
+                        if left.queued == 0 and left.unresolved == 0:
+                            break
+                        if now >= deadline:
+                            self.stop_reason = "deadline"
+                            break
+                    await asyncio.sleep(min(0.05, self.opt.control_tick_s))
+            finally:
+                if tasks:
+                    await asyncio.gather(*tasks, return_exceptions=True)
+                await self._db(self._flush)
+                await self._db(self._release)
+        left = await self._db(self._remaining)
+        self.result.remaining_queued = left.queued + left.unresolved
+        self.result.stopped_reason = self.stop_reason
+        self.result.elapsed_s = round(time.monotonic() - self.started, 2)
+        if self.stop_reason == "auth":
+            self._alert_once("auth-190", Alert(
+                Severity.P0, "WhatsApp access token rejected (190): sending stopped, rows kept queued",
+                {"unit": self.unit.label, "rows left": self.result.remaining_queued},
+                RunRef.from_context(self.context)))
+            raise AuthFailure("WhatsApp access token invalid or expired (190); rows kept queued")
+        return self.result
+
+
+def send_unit(engine: Engine, settings: WhatsAppSettings, unit: dict, options: SenderOptions | None = None,
+              context: dict | None = None) -> dict:
+    """Entry point of one mapped `send_shard` task."""
+    sender = ShardSender(engine, settings, Unit.from_dict(unit), options or SenderOptions(), context)
+    return asyncio.run(sender.run()).as_dict()
+
+
+# -- DAG entry points ------------------------------------------------------------------------------
+def prepare_fanout(engine: Engine, business_date: dt.date) -> list[dict]:
+    """Make sure the date has a plan (building it for a backfill), queue it, and return the units."""
+    from include import content, planning
+
+    with engine.connect() as conn:
+        planned = conn.execute(query("plan/exists"), {"business_date": business_date}).fetchone()
+    if planned is None:
+        log.warning("no plan for %s: building it now (backfill or missed pre-delivery check)", business_date)
+        content.assign_content(engine, business_date)
+        chosen = templates.decide_variants(engine).chosen
+        planning.build_plan(engine, business_date, chosen)
+    queued = enqueue(engine, business_date)
+    units = units_for(engine, business_date)
+    log.info("fan-out %s: %d deliveries queued now, %d units", business_date, queued, len(units))
+    return units
+
+
+def run_send_shard(unit: dict, context: dict) -> dict:
+    from airflow.sdk.exceptions import AirflowFailException
+
+    from include.db import get_engine
+    from include.whatsapp import WhatsAppHook
+
+    hook = WhatsAppHook()
+    extra = hook.get_connection(hook.whatsapp_conn_id).extra_dejson
+    params = context.get("params") or {}
+    options = SenderOptions(jitter_honoured=bool(params.get("honour_jitter", True)),
+                            evidence_url=extra.get("status_evidence_url"))
+    try:
+        return send_unit(get_engine(), hook.get_settings(), unit, options, context)
+    except AuthFailure as exc:
+        raise AirflowFailException(str(exc)) from exc  # a bad token does not heal by retrying
+
+
+def validate_sla(engine: Engine, business_date: dt.date, context: dict | None = None,
+                 results: list[dict] | None = None) -> dict:
+    """>= 99% of the plan accepted within the 5-minute window, else a P0 with counts by reason."""
+    with engine.connect() as conn:
+        s = conn.execute(query("fanout/sla"), {"business_date": business_date,
+                                               "window_s": config.SEND_WINDOW_SECONDS}).one()
+        reasons = conn.execute(query("fanout/outcome_reasons"), {"business_date": business_date}).fetchall()
+    sendable = max(0, s.planned - s.skipped)
+    ratio = (s.accepted_by_deadline / sendable) if sendable else 1.0
+    facts = {"business date": business_date.isoformat(), "planned": s.planned, "accepted": s.accepted,
+             "accepted within window": s.accepted_by_deadline, "skipped (DNC/opt-out)": s.skipped,
+             "failed": s.failed, "still queued/unresolved": s.unresolved, "accepted ratio": f"{ratio:.2%}"}
+    details = [f"{r.status} {r.reason}: {r.n}" for r in reasons]
+    met = ratio >= config.ACCEPTED_SLA_RATIO
+    ref = RunRef.from_context(context)
+    if not met:
+        post(Alert(Severity.P0, f"Delivery SLA missed: {ratio:.2%} accepted within "
+                                f"{config.SEND_WINDOW_SECONDS // 60} min (target {config.ACCEPTED_SLA_RATIO:.0%})",
+                   facts, ref, details))
+    post(Alert(Severity.INFO, f"Delivery fan-out summary for {business_date}", facts, ref, details))
+    return {"sla_met": met, "ratio": ratio, **{k: v for k, v in s._mapping.items() if k != "window_started"}}

@@ -1,0 +1,25 @@
+-- Claim the next due rows of one unit (shard, segment): queued, jitter offset reached, retry time
+-- reached. SKIP LOCKED lets concurrent senders (or a duplicate run) never claim the same row.
+WITH next AS (
+    SELECT d.delivery_id
+    FROM deliveries d
+    JOIN delivery_plan p ON p.business_date = d.business_date AND p.advisor_id = d.advisor_id
+    WHERE d.business_date = :business_date AND p.shard = :shard AND p.segment = :segment
+      AND d.status = 'queued' AND p.jitter_ms <= :elapsed_ms
+      AND (d.next_attempt_at IS NULL OR d.next_attempt_at <= now())
+    ORDER BY p.jitter_ms, d.delivery_id
+    LIMIT :limit
+    FOR UPDATE OF d SKIP LOCKED
+)
+UPDATE deliveries d
+SET status = 'sending', attempts = d.attempts + 1, sending_at = now(), phone_number_id = :phone_number_id,
+    template_name = p.template_name, pack_id = p.pack_id, to_phone = a.phone_e164, updated_at = now()
+FROM next, delivery_plan p, advisors a, content_packs c
+WHERE d.delivery_id = next.delivery_id
+  AND p.business_date = d.business_date AND p.advisor_id = d.advisor_id
+  AND a.advisor_id = d.advisor_id AND c.pack_id = p.pack_id
+RETURNING d.delivery_id, d.idempotency_key, d.advisor_id, d.attempts, a.phone_e164, a.name,
+          NOT (a.active AND a.opted_in) AS opted_out,
+          EXISTS (SELECT 1 FROM do_not_contact x WHERE x.phone_e164 = a.phone_e164) AS dnc,
+          p.template_name, p.template_language, c.pack_key, c.title, c.disclaimer,
+          (SELECT r.storage_uri FROM renders r WHERE r.render_id = p.render_id) AS render_uri
