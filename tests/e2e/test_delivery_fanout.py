@@ -64,3 +64,223 @@ def test_happy_path_accepts_more_than_99_percent(dag, app_db, sandbox, airflow_d
     before = sandbox.ledger_stats()["accepted"]
     assert dag.test(run_conf=CONF).state == "success"
     assert sandbox.ledger_stats()["accepted"] == before
+
+
+# -- driving one sender unit directly (the body of a mapped send_shard task) -----------------------
+def _settings(sandbox):
+    from include.whatsapp import WhatsAppSettings
+    from tests.support import TEST_TOKEN
+
+    return WhatsAppSettings(base_url=sandbox.url, access_token=TEST_TOKEN, waba_id="200000000000001",
+                            read_timeout_s=2.0)
+
+
+def _options(sandbox, **kw):
+    from include.delivery import SenderOptions
+
+    defaults = dict(evidence_url=f"{sandbox.url}/_sandbox/ledger", stale_sending_s=2, unknown_resolve_after_s=3,
+                    number_check_s=0.5, control_tick_s=0.2)
+    return SenderOptions(**{**defaults, **kw})
+
+
+def _all_units(engine):
+    from include.delivery import enqueue, units_for
+
+    enqueue(engine, DAY)
+    return units_for(engine, DAY)
+
+
+def _send_all(engine, sandbox, parallel=False, **kw):
+    """Run every unit: one after another (as dag.test does) or concurrently (as the scheduler does)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from include.delivery import send_unit
+
+    units = _all_units(engine)
+    if not parallel:
+        return [send_unit(engine, _settings(sandbox), u, _options(sandbox, **kw)) for u in units]
+    with ThreadPoolExecutor(len(units)) as pool:
+        return list(pool.map(lambda u: send_unit(engine, _settings(sandbox), u, _options(sandbox, **kw)), units))
+
+
+def test_crash_mid_batch_then_retry_sends_nobody_twice_and_loses_nobody(app_db, sandbox, pg_server, tmp_path):
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from include.delivery import enqueue, send_unit
+    from tests.support import ROOT
+
+    planned_world(app_db, advisors=200, research_digits="")
+    enqueue(app_db, DAY)
+    sandbox.faults(latency_ms_median=40, latency_ms_p99=80)
+    with app_db.begin() as c:  # one unit with all the rows, so the crash is surely mid-batch
+        c.execute(sa.text("UPDATE delivery_plan SET shard = 0, segment = 'equity', phone_number_id = '100000000000001'"))
+    unit = {"business_date": str(DAY), "shard": 0, "segment": "equity"}
+    script = (
+        "import json,sys; from include.db import get_engine; from include.delivery import send_unit, SenderOptions;"
+        "from include.whatsapp import WhatsAppSettings;"
+        f"s=WhatsAppSettings(base_url={sandbox.url!r}, access_token='test-token-not-secret', waba_id='200000000000001');"
+        f"send_unit(get_engine({pg_server.url(app_db.url.database)!r}), s, {unit!r}, SenderOptions(jitter_honoured=False))")
+    proc = subprocess.Popen([sys.executable, "-c", script], cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)},
+                            start_new_session=True)
+    deadline = time.monotonic() + 60
+    while sandbox.ledger_stats()["accepted"] < 40 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    sent_before_crash = sandbox.ledger_stats()["accepted"]
+    assert 40 <= sent_before_crash < 190, "the crash must land mid-run"
+    in_doubt = scalar(app_db, "SELECT count(*) FROM deliveries WHERE status = 'sending'")
+    assert in_doubt > 0  # claimed rows whose fate the dead process never wrote down
+    time.sleep(2.5)
+    result = send_unit(app_db, _settings(sandbox), unit, _options(sandbox, jitter_honoured=False))  # the task retry
+    assert result["reconciled_accepted"] > 0
+    assert_no_duplicates_and_nothing_lost(app_db, sandbox)
+    unresolved = scalar(app_db, "SELECT count(*) FROM deliveries WHERE status NOT IN ('accepted','failed','skipped')")
+    assert unresolved == 0
+
+
+def test_pause_stops_sends_within_2_s_and_resume_continues_without_duplicates(app_db, sandbox):
+    import threading
+    import time
+
+    from include.ops_controls import set_sending_paused
+
+    planned_world(app_db, advisors=200, research_digits="")
+    with app_db.begin() as c:  # spread the sends over ~8 s
+        c.execute(sa.text("UPDATE delivery_plan SET jitter_ms = (advisor_id * 37) % 8000"))
+    units = _all_units(app_db)
+    results = []
+
+    def run_all():
+        from include.delivery import send_unit
+
+        def one(u):
+            results.append(send_unit(app_db, _settings(sandbox), u, _options(sandbox)))
+        threads = [threading.Thread(target=one, args=(u,)) for u in units]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+
+    runner = threading.Thread(target=run_all)
+    runner.start()
+    deadline = time.monotonic() + 30
+    while sandbox.ledger_stats()["accepted"] < 30 and time.monotonic() < deadline:
+        time.sleep(0.02)
+    set_sending_paused(app_db, True, "drill: bad content", "tests")
+    paused_at = time.monotonic()
+    time.sleep(2.0)
+    count_after_2s = sandbox.ledger_stats()["accepted"]
+    time.sleep(2.0)
+    assert sandbox.ledger_stats()["accepted"] == count_after_2s  # nothing sent while paused
+    queued = scalar(app_db, "SELECT count(*) FROM deliveries WHERE status = 'queued'")
+    assert queued > 0  # rows stay queued
+    set_sending_paused(app_db, False, "drill over", "tests")
+    runner.join(120)
+    assert not runner.is_alive()
+    assert time.monotonic() - paused_at >= 4
+    assert_no_duplicates_and_nothing_lost(app_db, sandbox)
+    assert scalar(app_db, "SELECT count(*) FROM deliveries WHERE status = 'accepted'") == scalar(
+        app_db, "SELECT count(*) FROM delivery_plan")
+
+
+def test_advisor_added_to_dnc_after_planning_is_skipped(dag, app_db, sandbox, airflow_db):
+    planned_world(app_db, advisors=100, research_digits="")
+    victim, phone = rows(app_db, "SELECT a.advisor_id, a.phone_e164 FROM delivery_plan p JOIN advisors a "
+                                 "USING (advisor_id) ORDER BY 1 LIMIT 1")[0]
+    with app_db.begin() as c:
+        c.execute(sa.text("INSERT INTO do_not_contact (phone_e164, reason, source) VALUES (:p, 'STOP reply', "
+                          "'inbound_opt_out')"), {"p": phone})
+    assert dag.test(run_conf=CONF).state == "success"
+    status, reason = rows(app_db, "SELECT status, skip_reason FROM deliveries WHERE advisor_id = :a", a=victim)[0]
+    assert (status, reason) == ("skipped", "dnc_at_send_time")
+    assert sandbox.ledger(to=phone) == []
+
+
+def test_token_expiry_mid_run_stops_sending_pages_and_keeps_rows_queued(app_db, sandbox):
+    from include.delivery import AuthFailure, send_unit
+
+    planned_world(app_db, advisors=200, research_digits="")
+    with app_db.begin() as c:
+        c.execute(sa.text("UPDATE delivery_plan SET shard = 0, segment = 'equity', phone_number_id = '100000000000001',"
+                          " jitter_ms = (advisor_id * 37) % 6000"))
+    unit = _all_units(app_db)[0]
+    sandbox.faults(token_expires_in_s=1.5)
+    with pytest.raises(AuthFailure):
+        send_unit(app_db, _settings(sandbox), unit, _options(sandbox))
+    sent = sandbox.ledger_stats()["accepted"]
+    assert 0 < sent < 190
+    planned = scalar(app_db, "SELECT count(*) FROM delivery_plan")
+    assert scalar(app_db, "SELECT count(*) FROM deliveries WHERE status = 'queued'") == planned - sent
+    assert scalar(app_db, "SELECT count(*) FROM deliveries WHERE status = 'failed'") == 0
+    posts = [p["payload"]["text"] for p in sandbox.slack_posts()]
+    assert any(t.startswith("[P0]") and "190" in t for t in posts), posts
+
+
+def test_number_turning_red_mid_run_rotates_to_hot_spare(app_db, sandbox):
+    planned_world(app_db, advisors=200, research_digits="")
+    with app_db.begin() as c:
+        c.execute(sa.text("UPDATE delivery_plan SET jitter_ms = (advisor_id * 37) % 5000"))
+    sandbox.faults(quality_red_in_s={"100000000000002": 1.0})
+    results = _send_all(app_db, sandbox, parallel=True)
+    assert scalar(app_db, "SELECT active FROM sending_numbers WHERE phone_number_id = '100000000000002'") is False
+    assert scalar(app_db, "SELECT shard FROM sending_numbers WHERE phone_number_id = '100000000000005'") == 1
+    used = {n for r in results for n in r["numbers_used"]}
+    assert "100000000000005" in used
+    by_number = sandbox.ledger_stats()["by_number"]
+    assert by_number.get("100000000000005", 0) > 0
+    assert_no_duplicates_and_nothing_lost(app_db, sandbox)
+    assert scalar(app_db, "SELECT count(*) FROM deliveries WHERE status = 'accepted'") == scalar(
+        app_db, "SELECT count(*) FROM delivery_plan")
+    posts = [p["payload"]["text"] for p in sandbox.slack_posts()]
+    assert any("rotated to hot spare 100000000000005" in t for t in posts), posts
+
+
+def test_template_paused_mid_run_switches_to_backup_variant(app_db, sandbox):
+    planned_world(app_db, advisors=200, research_digits="")
+    with app_db.begin() as c:
+        c.execute(sa.text("UPDATE delivery_plan SET jitter_ms = (advisor_id * 37) % 5000"))
+    from include import templates
+    from include.whatsapp import WhatsAppClient
+
+    with WhatsAppClient(_settings(sandbox)) as client:
+        templates.sync_templates(app_db, client)
+    sandbox.faults(template_pause_in_s={"daily_pack_v1": 2.5})
+    _send_all(app_db, sandbox, parallel=True)
+    used = {e["template"] for e in sandbox.ledger(limit=100000)}
+    assert {"daily_pack_v1", "daily_pack_v2"} <= used
+    assert scalar(app_db, "SELECT count(*) FROM deliveries WHERE status = 'accepted'") == scalar(
+        app_db, "SELECT count(*) FROM delivery_plan")
+    assert_no_duplicates_and_nothing_lost(app_db, sandbox)
+    posts = [p["payload"]["text"] for p in sandbox.slack_posts()]
+    assert any("switched to daily_pack_v2" in t for t in posts), posts
+
+
+def test_429_storm_causes_no_permanent_failures_and_throughput_recovers(app_db, sandbox):
+    planned_world(app_db, advisors=200, research_digits="")
+    sandbox.faults(storm_rate=0.7, storm_for_s=2.0)
+    results = _send_all(app_db, sandbox, jitter_honoured=False)
+    assert sum(r["throttled"] for r in results) > 0
+    assert scalar(app_db, "SELECT count(*) FROM deliveries WHERE status = 'failed'") == 0
+    assert scalar(app_db, "SELECT count(*) FROM deliveries WHERE status = 'accepted'") == scalar(
+        app_db, "SELECT count(*) FROM delivery_plan")
+    assert_no_duplicates_and_nothing_lost(app_db, sandbox)
+
+
+def test_5xx_and_timeouts_still_reach_99_percent(dag, app_db, sandbox, airflow_db, monkeypatch):
+    planned = planned_world(app_db, advisors=200, research_digits="")
+    monkeypatch.setenv("FA_UNKNOWN_RESOLVE_AFTER_S", "3")
+    sandbox.faults(error_5xx_rate=0.05, timeout_rate=0.02, timeout_hang_s=12)
+    from include import config
+
+    monkeypatch.setattr(config, "SENDER_STALE_SENDING_S", 2)
+    monkeypatch.setattr(config, "UNKNOWN_RESOLVE_AFTER_S", 3)
+    results = _send_all(app_db, sandbox, jitter_honoured=False)
+    accepted = scalar(app_db, "SELECT count(*) FROM deliveries WHERE status = 'accepted'")
+    assert accepted / planned >= 0.99
+    assert sum(r["unknown"] for r in results) > 0  # timeouts happened and were reconciled, not resent blindly
+    assert_no_duplicates_and_nothing_lost(app_db, sandbox)
