@@ -11,7 +11,8 @@ Runbook *"06:00–06:05 delivery"*. Sends today's plan (written by `pre_delivery
 
 **Idempotency**: the key is (business date, advisor), sent as `biz_opaque_callback_data`. A task retry, a clear, a rerun or
 a second run for the same date never sends twice; a request whose outcome is unknown is reconciled against status evidence first.
-**Backfill**: trigger with `business_date` = a past date; a missing plan is built first; rows already sent are skipped.
+**Backfill**: `ops_backfill_delivery` (a required past date and reason, audited) runs the same tasks for that date:
+a missing plan is built first and rows already sent are skipped, so a rerun sends nothing twice.
 """
 from __future__ import annotations
 
@@ -23,20 +24,16 @@ from include import config
 from include.dagkit import business_date, default_args, ist_cron
 
 
-@dag(dag_id="delivery_fanout", schedule=ist_cron(config.SCHEDULE_DELIVERY_FANOUT), catchup=False,
-     max_active_runs=1, tags=["delivery"], default_args=default_args(), doc_md=__doc__,
-     params={
-         "business_date": Param(None, type=["null", "string"], format="date",
-                                description="Leave empty for today in IST; a past date backfills that day."),
-         "honour_jitter": Param(True, type="boolean", description="Spread sends over the plan's jitter offsets."),
-     })
-def delivery_fanout():
+
+def _fanout(resolve_date):
+    """The fan-out tasks, shared by the scheduled DAG and the operator backfill."""
+
     @task
-    def prepare_send_queue() -> list[dict]:
+    def prepare_send_queue(day: str | None = None) -> list[dict]:
         from include.db import get_engine
         from include.delivery import prepare_fanout
 
-        return prepare_fanout(get_engine(), business_date(get_current_context()))
+        return prepare_fanout(get_engine(), resolve_date(get_current_context(), day))
 
     @task(map_index_template="{{ unit_label }}", retries=3, retry_delay=dt.timedelta(seconds=5),
           retry_exponential_backoff=0)
@@ -48,15 +45,65 @@ def delivery_fanout():
         return run_send_shard(unit, ctx)
 
     @task(trigger_rule="all_done")
-    def validate_delivery_sla() -> dict:
+    def validate_delivery_sla(day: str | None = None) -> dict:
         from include.db import get_engine
         from include.delivery import validate_sla
 
         ctx = get_current_context()
-        return validate_sla(get_engine(), business_date(ctx), ctx)
+        return validate_sla(get_engine(), resolve_date(ctx, day), ctx)
 
+    return prepare_send_queue, send_shard, validate_delivery_sla
+
+
+def _run_date(ctx, day):
+    return business_date(ctx)
+
+
+def _backfill_date(ctx, day):
+    if not day:  # authorise_backfill refused the request: the run must show as failed, without retries
+        from airflow.sdk.exceptions import AirflowFailException
+
+        raise AirflowFailException("backfill was not authorised; see authorise_backfill")
+    return dt.date.fromisoformat(day)
+
+
+@dag(dag_id="delivery_fanout", schedule=ist_cron(config.SCHEDULE_DELIVERY_FANOUT), catchup=False,
+     max_active_runs=1, tags=["delivery"], default_args=default_args(), doc_md=__doc__,
+     params={
+         "business_date": Param(None, type=["null", "string"], format="date",
+                                description="Leave empty for today in IST."),
+         "honour_jitter": Param(True, type="boolean", description="Spread sends over the plan's jitter offsets."),
+     })
+def delivery_fanout():
+    prepare_send_queue, send_shard, validate_delivery_sla = _fanout(_run_date)
     units = prepare_send_queue()
     send_shard.expand(unit=units) >> validate_delivery_sla()
 
 
+@dag(dag_id="ops_backfill_delivery", schedule=None, catchup=False, max_active_runs=1, tags=["ops", "delivery"],
+     default_args=default_args(retries=1), doc_md=__doc__,
+     params={
+         "business_date": Param(type="string", format="date", description="The past business date to deliver."),
+         "reason": Param("", type="string", minLength=3, description="Recorded in the audit log."),
+         "honour_jitter": Param(False, type="boolean"),
+     })
+def ops_backfill_delivery():
+    @task
+    def authorise_backfill() -> str:
+        from include.dagkit import acting_user, fail_fast_on_bad_input
+        from include.db import get_engine
+        from include.ops import authorise_backfill as authorise
+
+        ctx = get_current_context()
+        with fail_fast_on_bad_input():
+            return authorise(get_engine(), ctx["params"]["business_date"], ctx["params"]["reason"],
+                             acting_user(ctx))["business_date"]
+
+    prepare_send_queue, send_shard, validate_delivery_sla = _fanout(_backfill_date)
+    day = authorise_backfill()
+    units = prepare_send_queue(day)
+    send_shard.expand(unit=units) >> validate_delivery_sla(day)
+
+
 delivery_fanout()
+ops_backfill_delivery()

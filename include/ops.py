@@ -32,3 +32,18 @@ def retry_failed_deliveries(engine: Engine, business_date: dt.date, reason: str,
                    "left_failed_by_code": kept}
         audit.record(conn, actor, "retry_failed_deliveries", str(business_date), why, details)
     return details
+
+
+def authorise_backfill(engine: Engine, business_date_value: object, reason: str, actor: str) -> dict:
+    """Validate a backfill request (a past or current date, a reason) and audit it before anything is sent."""
+    from include.dates import ist_today, parse_business_date
+
+    day = parse_business_date(business_date_value, allow_future=False)
+    why = require_reason(reason)
+    if day == ist_today():
+        note = "today: this is a rerun of today's delivery; already-sent advisors are skipped"
+    else:
+        note = "past date: the plan is built if missing; already-sent advisors are skipped"
+    with engine.begin() as conn:
+        audit.record(conn, actor, "backfill_delivery", str(day), why, {"note": note})
+    return {"business_date": day.isoformat(), "note": note}
