@@ -10,6 +10,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import logging
+import os
 import re
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -63,6 +64,7 @@ _engines: dict[str, Engine] = {}
 def get_engine(url: str | URL | None = None, conn_id: str = APP_DB_CONN_ID) -> Engine:
     """The pooled engine for `url`, or for the Airflow connection `conn_id` when no URL is given."""
     resolved = normalise_url(url) if url is not None else url_from_airflow_connection(conn_id)
+    _forget_inherited_engines()
     key = resolved.render_as_string(hide_password=False)
     engine = _engines.get(key)
     if engine is None:
@@ -70,6 +72,19 @@ def get_engine(url: str | URL | None = None, conn_id: str = APP_DB_CONN_ID) -> E
                                   pool_recycle=1800, connect_args={"connect_timeout": 10})
         _engines[key] = engine
     return engine
+
+
+_engines_pid = os.getpid()
+
+
+def _forget_inherited_engines() -> None:
+    """After a fork (LocalExecutor, process pools) never reuse the parent's pooled sockets."""
+    global _engines_pid
+    if os.getpid() != _engines_pid:
+        for engine in _engines.values():
+            engine.dispose(close=False)
+        _engines.clear()
+        _engines_pid = os.getpid()
 
 
 def dispose_engines() -> None:

@@ -114,7 +114,10 @@ def backoff_s(error: WhatsAppError, attempt: int) -> float:
 # -- planning the fan-out ------------------------------------------------------------------------
 def enqueue(engine: Engine, business_date: dt.date) -> int:
     with engine.begin() as conn:
-        return conn.execute(query("fanout/enqueue_from_plan"), {"business_date": business_date}).rowcount
+        queued = conn.execute(query("fanout/enqueue_from_plan"), {"business_date": business_date}).rowcount
+    with engine.begin() as conn:
+        conn.execute(query("fanout/analyze"))
+    return queued
 
 
 def units_for(engine: Engine, business_date: dt.date, max_units: int = config.MAX_SENDER_TASKS) -> list[dict]:
@@ -245,6 +248,10 @@ class ShardSender:
                 return
             self._outcome(row, "accepted", wamid=res.wamid, latency_ms=res.latency_ms, attempt_outcome="accepted")
             self.result.accepted += 1
+        except Exception:  # a bug must not strand the row: it becomes 'unknown' and is reconciled
+            log.exception("%s: unexpected error sending to %s", self.unit.label, mask_phone(row.phone_e164))
+            self._outcome(row, "unknown", attempt_outcome="unknown")
+            self.result.unknown += 1
         finally:
             self._in_flight -= 1
 
@@ -428,7 +435,8 @@ class ShardSender:
                         pause_started = None
                     room = self.opt.max_in_flight - self._in_flight
                     claimed = []
-                    if room > 0:
+                    # Claim in chunks (not one row per free slot) to keep database round trips few.
+                    if room >= min(8, self.opt.max_in_flight) or self._in_flight == 0:
                         rate = self.bucket.rate if self.bucket else 80
                         claimed = await self._db(self._claim, int(min(room, self.opt.claim_batch, max(4, rate))))
                     for row in claimed:
