@@ -221,12 +221,29 @@ def test_token_expiry_mid_run_stops_sending_pages_and_keeps_rows_queued(app_db, 
     assert any(t.startswith("[P0]") and "190" in t for t in posts), posts
 
 
+def _send_all_with_event_mid_run(engine, sandbox, event, after_sends=30):
+    """Run every unit concurrently; fire `event` once `after_sends` messages have been accepted."""
+    import threading
+    import time
+
+    out = []
+    runner = threading.Thread(target=lambda: out.extend(_send_all(engine, sandbox, parallel=True)))
+    runner.start()
+    deadline = time.monotonic() + 30
+    while sandbox.ledger_stats()["accepted"] < after_sends and time.monotonic() < deadline:
+        time.sleep(0.02)
+    event()
+    runner.join(120)
+    assert not runner.is_alive()
+    return out
+
+
 def test_number_turning_red_mid_run_rotates_to_hot_spare(app_db, sandbox):
     planned_world(app_db, advisors=200, research_digits="")
     with app_db.begin() as c:
         c.execute(sa.text("UPDATE delivery_plan SET jitter_ms = (advisor_id * 37) % 5000"))
-    sandbox.faults(quality_red_in_s={"100000000000002": 1.0})
-    results = _send_all(app_db, sandbox, parallel=True)
+    results = _send_all_with_event_mid_run(app_db, sandbox, lambda: sandbox.admin.post(
+        "/_sandbox/numbers/100000000000002", json={"quality_rating": "RED"}).raise_for_status())
     assert scalar(app_db, "SELECT active FROM sending_numbers WHERE phone_number_id = '100000000000002'") is False
     assert scalar(app_db, "SELECT shard FROM sending_numbers WHERE phone_number_id = '100000000000005'") == 1
     used = {n for r in results for n in r["numbers_used"]}
@@ -249,8 +266,8 @@ def test_template_paused_mid_run_switches_to_backup_variant(app_db, sandbox):
 
     with WhatsAppClient(_settings(sandbox)) as client:
         templates.sync_templates(app_db, client)
-    sandbox.faults(template_pause_in_s={"daily_pack_v1": 2.5})
-    _send_all(app_db, sandbox, parallel=True)
+    _send_all_with_event_mid_run(app_db, sandbox, lambda: sandbox.admin.post(
+        "/_sandbox/templates/daily_pack_v1", json={"status": "PAUSED"}).raise_for_status())
     used = {e["template"] for e in sandbox.ledger(limit=100000)}
     assert {"daily_pack_v1", "daily_pack_v2"} <= used
     assert scalar(app_db, "SELECT count(*) FROM deliveries WHERE status = 'accepted'") == scalar(
