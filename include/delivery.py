@@ -1,5 +1,4 @@
-"""The fan-out sender: one unit per (shard, segment), many units per run, none per advisor. A unit
-sends its own segment first and then helps with the rest of its shard.
+"""The fan-out sender: one unit per (shard, segment), many units per run, none per advisor.
 
 A unit streams its due rows from PostgreSQL in claimed batches (`FOR UPDATE SKIP LOCKED`, so two
 runs can never claim the same row), sends them concurrently through the async WhatsApp client
@@ -203,7 +202,8 @@ class ShardSender:
     def _remaining(self):
         with self.engine.connect() as conn:
             return conn.execute(query("fanout/remaining"), {
-                "business_date": self.unit.business_date, "shard": self.unit.shard}).one()
+                "business_date": self.unit.business_date, "shard": self.unit.shard,
+                "segment": self.unit.segment}).one()
 
     def _alert_once(self, key: str, alert: Alert) -> None:
         with self.engine.begin() as conn:
@@ -370,7 +370,7 @@ class ShardSender:
         """Settle rows whose outcome is unknown, from evidence, before anything is resent."""
         with self.engine.connect() as conn:
             rows = conn.execute(query("fanout/stale_unresolved"), {
-                "business_date": self.unit.business_date, "shard": self.unit.shard,
+                "business_date": self.unit.business_date, "shard": self.unit.shard, "segment": self.unit.segment,
                 "stale_s": self.opt.stale_sending_s}).fetchall()
         if not rows:
             return

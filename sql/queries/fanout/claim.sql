@@ -1,15 +1,13 @@
--- Claim the next due rows for a unit (shard, segment): queued, jitter offset reached, retry time
--- reached. Its own segment comes first; when that is drained the unit helps with the rest of its
--- shard, so a number never idles while another unit of it waits for an executor slot.
--- SKIP LOCKED lets concurrent senders (or a duplicate run) never claim the same row.
+-- Claim the next due rows of one unit (shard, segment): queued, jitter offset reached, retry time
+-- reached. SKIP LOCKED lets concurrent senders (or a duplicate run) never claim the same row.
 WITH next AS (
     SELECT d.delivery_id
     FROM deliveries d
     JOIN delivery_plan p ON p.business_date = d.business_date AND p.advisor_id = d.advisor_id
-    WHERE d.business_date = :business_date AND p.shard = :shard
+    WHERE d.business_date = :business_date AND p.shard = :shard AND p.segment = :segment
       AND d.status = 'queued' AND p.jitter_ms <= :elapsed_ms
       AND (d.next_attempt_at IS NULL OR d.next_attempt_at <= now())
-    ORDER BY (p.segment = :segment) DESC, p.jitter_ms, d.delivery_id
+    ORDER BY p.jitter_ms, d.delivery_id
     LIMIT :limit
     FOR UPDATE OF d SKIP LOCKED
 )
