@@ -12,24 +12,22 @@ TIMEZONE_NAME = "Asia/Kolkata"
 IST = ZoneInfo(TIMEZONE_NAME)
 
 
-def _env_int(name: str, default: int) -> int:
+def _env(name: str, default, cast):
     raw = os.environ.get(f"FA_{name}")
     if raw is None or raw == "":
         return default
     try:
-        return int(raw)
+        return cast(raw)
     except ValueError as exc:
-        raise ValueError(f"environment variable FA_{name} must be an integer, got {raw!r}") from exc
+        raise ValueError(f"environment variable FA_{name} must be {cast.__name__}, got {raw!r}") from exc
+
+
+def _env_int(name: str, default: int) -> int:
+    return _env(name, default, int)
 
 
 def _env_float(name: str, default: float) -> float:
-    raw = os.environ.get(f"FA_{name}")
-    if raw is None or raw == "":
-        return default
-    try:
-        return float(raw)
-    except ValueError as exc:
-        raise ValueError(f"environment variable FA_{name} must be a number, got {raw!r}") from exc
+    return _env(name, default, float)
 
 
 def _env_str(name: str, default: str) -> str:

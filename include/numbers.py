@@ -11,7 +11,7 @@ from sqlalchemy.engine import Engine
 
 from include import audit
 from include.db import query
-from include.sandbox.state import THROUGHPUT_MPS, TIER_LIMITS
+from include.platform_limits import THROUGHPUT_MPS, TIER_LIMITS
 from include.whatsapp import WhatsAppClient, WhatsAppError
 
 log = logging.getLogger(__name__)

@@ -296,12 +296,6 @@ class WhatsAppClient:
         return resp.json()
 
 
-def settings_from_airflow(conn_id: str = config.WHATSAPP_CONN_ID) -> WhatsAppSettings:
-    from airflow.sdk import BaseHook
-
-    return WhatsAppSettings.from_connection(BaseHook.get_connection(conn_id))
-
-
 try:  # The hook needs Airflow; the client above does not.
     from airflow.sdk import BaseHook as _BaseHook
 except ImportError:  # pragma: no cover - Airflow is always installed in this project

@@ -17,9 +17,8 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from include.ratelimit import RollingUniqueCounter, TokenBucket
+from include.platform_limits import THROUGHPUT_MPS, TIER_LIMITS
 
-THROUGHPUT_MPS = {"STANDARD": 80, "HIGH": 1000, "COEXISTENCE": 20}
-TIER_LIMITS = {"TIER_250": 250, "TIER_2K": 2_000, "TIER_10K": 10_000, "TIER_100K": 100_000, "TIER_UNLIMITED": None}
 
 # Default HTTP status per Graph error code (configurable at run time: sources disagree).
 DEFAULT_HTTP_STATUS = {
