@@ -45,8 +45,7 @@ def system_health(engine: Engine, client: WhatsAppClient) -> CheckResult:
         info = client.health()
         result.facts["whatsapp"] = f"WABA {info.get('id')} reachable"
     except WhatsAppError as exc:
-        sev = Severity.P0
-        result.escalate(sev, f"WhatsApp API check failed ({exc.error_class.value}, code {exc.code}): {exc}")
+        result.escalate(Severity.P0, f"WhatsApp API check failed ({exc.error_class.value}, code {exc.code}): {exc}")
     result.summary = "healthy" if result.ok else f"{len(result.items)} problem(s)"
     return result
 

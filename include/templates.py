@@ -69,6 +69,3 @@ def decide_variants(engine: Engine, purpose: str = PURPOSE_DAILY_PACK) -> Templa
             decision.switched[lang] = (primary.name, primary.status, approved[0].name)
     return decision
 
-
-def template_for_language(decision: TemplateDecision, language: str, default_language: str = "en") -> str | None:
-    return decision.chosen.get(language) or decision.chosen.get(default_language)
