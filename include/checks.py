@@ -50,6 +50,14 @@ def record(engine: Engine, result: CheckResult, business_date: dt.date, dag_id: 
             "items": json.dumps(result.items[:500])})
 
 
+def finish(engine: Engine, result: CheckResult, business_date: dt.date, context: dict | None,
+           default_dag_id: str) -> dict:
+    """Record a task's check result against its run and return it as the task's XCom."""
+    ti = (context or {}).get("ti")
+    record(engine, result, business_date, getattr(ti, "dag_id", default_dag_id), getattr(ti, "run_id", None))
+    return result.as_dict()
+
+
 def summarise(results: list[CheckResult], title: str, source: RunRef, business_date: dt.date) -> Alert:
     """One Slack message for all checks; the worst severity decides whether it pages."""
     severity = worst([r.severity for r in results])

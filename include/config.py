@@ -58,6 +58,37 @@ SEBI_DISCLAIMER = (
     "guarantee performance of the intermediary or provide any assurance of returns to investors."
 )
 
+# -- rendering and render QC (nightly window) ---------------------------------------------------------
+RENDERER_VERSION = "pack-renderer/1"   # part of every render's input hash: bump it to re-render all
+RENDER_WIDTH = _env_int("RENDER_WIDTH", 1080)
+RENDER_HEIGHT = _env_int("RENDER_HEIGHT", 1350)
+RENDER_JPEG_QUALITY = _env_int("RENDER_JPEG_QUALITY", 85)
+RENDER_BATCH_SIZE = _env_int("RENDER_BATCH_SIZE", 2500)     # advisors per mapped render task (target)
+MAX_RENDER_TASKS = _env_int("MAX_RENDER_TASKS", 32)         # bound on mapped render tasks, whatever N
+RENDER_WRITE_BATCH = _env_int("RENDER_WRITE_BATCH", 250)    # render rows written per transaction
+# WhatsApp accepts JPEG/PNG header images up to 5 MB. Side bounds are our own guard rails: below 300 px
+# the text is unreadable on a phone, above 4096 px clients downscale and the file grows for nothing.
+IMAGE_MAX_BYTES = _env_int("IMAGE_MAX_BYTES", 5 * 1024 * 1024)
+IMAGE_MIN_SIDE_PX = _env_int("IMAGE_MIN_SIDE_PX", 300)
+IMAGE_MAX_SIDE_PX = _env_int("IMAGE_MAX_SIDE_PX", 4096)
+DISCLAIMER_MIN_FONT_PX = _env_int("DISCLAIMER_MIN_FONT_PX", 18)  # legibility floor at 1080 px width
+# A SEBI disclaimer must carry these phrases (case-insensitive) to count as present.
+DISCLAIMER_REQUIRED_PHRASES = ("subject to market risks", "read all the related documents")
+# Claims SEBI's advertisement code forbids; matched case-insensitively on word boundaries.
+BANNED_CLAIMS = tuple(
+    k.strip() for k in _env_str(
+        "BANNED_CLAIMS", "guaranteed returns,guaranteed return,assured returns,assured return,risk-free,risk free,"
+        "no risk,zero risk,100% safe,double your money,sure shot,sure-shot,capital guaranteed,"
+        "guaranteed profit,fixed returns on equity"
+    ).split(",") if k.strip()
+)
+REGISTRATION_PATTERN = r"^(ARN-[0-9]{4,8}|IN[AHZ][0-9]{6,9})$"  # AMFI ARN, SEBI RIA/RA/broker
+CANARY_PHONES = tuple(p.strip() for p in _env_str(
+    # Sandbox research-mode recipients that are delivered; production sets the internal staff list.
+    "CANARY_PHONES", "+919900000001,+919900000011,+919900000021,+919900000031").split(",") if p.strip())
+CANARY_WAIT_S = _env_int("CANARY_WAIT_S", 90)           # bound on waiting for delivered evidence
+CANARY_POLL_S = _env_float("CANARY_POLL_S", 1.0)
+
 # -- delivery ----------------------------------------------------------------------------------------
 SEND_WINDOW_SECONDS = _env_int("SEND_WINDOW_SECONDS", 300)   # 06:00-06:05
 # Plan rows get a send offset spread over this much of the window; the rest is headroom for retries.
@@ -82,6 +113,7 @@ OPT_OUT_KEYWORDS = tuple(
 
 # -- alerting ------------------------------------------------------------------------------------------
 SLACK_CONN_ID = "slack_alerts"
+SLACK_APPROVERS_CONN_ID = "slack_approvers"  # compliance approvers' channel (approval backlog)
 WHATSAPP_CONN_ID = "whatsapp_cloud"
 APP_DB_CONN_ID = "app_db"
 UI_BASE_URL = _env_str("UI_BASE_URL", os.environ.get("AIRFLOW__API__BASE_URL", "http://127.0.0.1:8080"))

@@ -133,6 +133,15 @@ def units_for(engine: Engine, business_date: dt.date, max_units: int = config.MA
 
 # -- the sender ------------------------------------------------------------------------------------
 class ShardSender:
+    """Sends one unit's rows. The work table is named by QUERIES, so the nightly canary runs this same
+    code over its own rows (see include/canary.py) without touching the advisors' deliveries."""
+
+    QUERIES = {"claim": "fanout/claim", "record_outcome": "fanout/record_outcome",
+               "record_attempt": "fanout/record_attempt", "remaining": "fanout/remaining",
+               "stale_unresolved": "fanout/stale_unresolved", "resolve_unknown": "fanout/resolve_unknown",
+               "retarget_template": "fanout/retarget_template"}
+    MONITORED = True  # in-window failure-rate paging applies to the advisors' fan-out only
+
     def __init__(self, engine: Engine, settings: WhatsAppSettings, unit: Unit, options: SenderOptions,
                  context: dict | None = None):
         self.engine = engine
@@ -156,6 +165,13 @@ class ShardSender:
         self._template_hit: tuple[str, str, WhatsAppError] | None = None
 
     # -- database helpers (sync SQLAlchemy, run in a thread so sends keep flowing) ------------------
+    def _q(self, name: str):
+        return query(self.QUERIES[name])
+
+    def _scope(self) -> dict:
+        """The parameters that select this unit's rows."""
+        return {"business_date": self.unit.business_date, "shard": self.unit.shard, "segment": self.unit.segment}
+
     async def _db(self, fn, *args):
         return await asyncio.to_thread(fn, *args)
 
@@ -184,26 +200,25 @@ class ShardSender:
     def _claim(self, limit: int) -> list:
         elapsed_ms = int((time.monotonic() - self.started) * 1000) if self.opt.jitter_honoured else 2**31 - 1
         with self.engine.begin() as conn:
-            return conn.execute(query("fanout/claim"), {
-                "business_date": self.unit.business_date, "shard": self.unit.shard, "segment": self.unit.segment,
+            return conn.execute(self._q("claim"), self._scope() | {
                 "elapsed_ms": elapsed_ms, "limit": limit, "phone_number_id": self.number.phone_number_id}).fetchall()
 
     def _flush(self) -> None:
         outcomes, self.outcomes = self.outcomes, []
         attempts, self.attempts = self.attempts, []
+        if not self.QUERIES.get("record_attempt"):
+            attempts = []
         if not outcomes and not attempts:
             return
         with self.engine.begin() as conn:
             if outcomes:
-                conn.execute(query("fanout/record_outcome"), outcomes)
+                conn.execute(self._q("record_outcome"), outcomes)
             if attempts:
-                conn.execute(query("fanout/record_attempt"), attempts)
+                conn.execute(self._q("record_attempt"), attempts)
 
     def _remaining(self):
         with self.engine.connect() as conn:
-            return conn.execute(query("fanout/remaining"), {
-                "business_date": self.unit.business_date, "shard": self.unit.shard,
-                "segment": self.unit.segment}).one()
+            return conn.execute(self._q("remaining"), self._scope()).one()
 
     def _alert_once(self, key: str, alert: Alert) -> None:
         with self.engine.begin() as conn:
@@ -311,7 +326,7 @@ class ShardSender:
         if self._template_hit:
             hit, self._template_hit = self._template_hit, None
             self._switch_template(*hit)
-        if now - self._last_monitor >= 5.0:
+        if self.MONITORED and now - self._last_monitor >= 5.0:
             self._last_monitor = now
             from include.monitoring import check_window
 
@@ -359,8 +374,8 @@ class ShardSender:
                 {"error": err.title}, RunRef.from_context(self.context)))
             return
         with self.engine.begin() as conn:
-            n = conn.execute(query("fanout/retarget_template"), {
-                "business_date": self.unit.business_date, "old_template": old, "new_template": new}).rowcount
+            n = conn.execute(self._q("retarget_template"), self._scope() | {
+                "old_template": old, "new_template": new}).rowcount
         self._alert_once(f"template-switch:{old}", Alert(
             Severity.P1, f"Template {old} is {err.code == 132015 and 'PAUSED' or 'not usable'}: switched to {new}",
             {"language": language, "rows switched": n}, RunRef.from_context(self.context)))
@@ -369,8 +384,7 @@ class ShardSender:
     def _reconcile(self) -> None:
         """Settle rows whose outcome is unknown, from evidence, before anything is resent."""
         with self.engine.connect() as conn:
-            rows = conn.execute(query("fanout/stale_unresolved"), {
-                "business_date": self.unit.business_date, "shard": self.unit.shard, "segment": self.unit.segment,
+            rows = conn.execute(self._q("stale_unresolved"), self._scope() | {
                 "stale_s": self.opt.stale_sending_s}).fetchall()
         if not rows:
             return
@@ -387,7 +401,7 @@ class ShardSender:
                 self.result.reconciled_requeued += 1
         if updates:
             with self.engine.begin() as conn:
-                conn.execute(query("fanout/resolve_unknown"), updates)
+                conn.execute(self._q("resolve_unknown"), updates)
 
     def _evidence(self, keys: list[str]) -> dict[str, str]:
         found: dict[str, str] = {}

@@ -134,6 +134,12 @@ def content_ready(engine: Engine, business_date: dt.date) -> CheckResult:
     if a.unassigned:
         result.escalate(Severity.P0, f"{a.unassigned} eligible advisor(s) have no content at all "
                                      f"(evergreen library empty?)")
+    from include.canary import latest_verdict
+
+    verdict = latest_verdict(engine, business_date)
+    result.facts["canary"] = f"{verdict.status}: {verdict.summary}" if verdict else "no canary ran for this date"
+    if verdict is not None and verdict.status == "failed":
+        result.escalate(Severity.P1, f"last night's canary failed: {verdict.summary}")
     result.summary = f"{a.assigned}/{a.eligible} advisors have content ({a.fallback} fallback)"
     return result
 
@@ -177,11 +183,9 @@ CHECK_TASKS = ("check_system_health", "check_whatsapp_numbers", "check_templates
 
 
 def _finish(engine: Engine, result: CheckResult, business_date: dt.date, context: dict) -> dict:
-    from include.checks import record
+    from include.checks import finish
 
-    ti = context.get("ti")
-    record(engine, result, business_date, getattr(ti, "dag_id", "pre_delivery_check"), getattr(ti, "run_id", None))
-    return result.as_dict()
+    return finish(engine, result, business_date, context, "pre_delivery_check")
 
 
 def _deps():

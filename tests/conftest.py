@@ -110,6 +110,8 @@ def sandbox(sandbox_server, monkeypatch):
                   "status_evidence_url": f"{sandbox_server.url}/_sandbox/ledger"}}))
     monkeypatch.setenv("AIRFLOW_CONN_SLACK_ALERTS", json.dumps({
         "conn_type": "slackwebhook", "password": f"{sandbox_server.url}/slack/webhook/alerts"}))
+    monkeypatch.setenv("AIRFLOW_CONN_SLACK_APPROVERS", json.dumps({
+        "conn_type": "slackwebhook", "password": f"{sandbox_server.url}/slack/webhook/approvers"}))
     return sandbox_server
 
 

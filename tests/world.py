@@ -30,7 +30,7 @@ def make_ready(engine, day: dt.date = DAY, approve_pending: bool = True) -> None
             FROM eligible_advisors a
             JOIN content_packs p ON p.business_date = :d AND p.scope = 'segment' AND p.segment = a.segment
              AND p.pack_key LIKE '%-daily'
-            ON CONFLICT (business_date, advisor_id) DO NOTHING"""), {"d": day})
+            ON CONFLICT (business_date, advisor_id, pack_id) DO NOTHING"""), {"d": day})
 
 
 def scalar(engine, sql: str, **params):

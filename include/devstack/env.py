@@ -59,8 +59,8 @@ class StackSettings:
                                      # Sandbox only: Meta has no such API; in production evidence is webhooks.
                                      "status_evidence_url": f"{self.sandbox_url}/_sandbox/ledger"}})
 
-    def slack_conn_json(self) -> str:
-        return json.dumps({"conn_type": "slackwebhook", "password": f"{self.sandbox_url}/slack/webhook/alerts"})
+    def slack_conn_json(self, channel: str = "alerts") -> str:
+        return json.dumps({"conn_type": "slackwebhook", "password": f"{self.sandbox_url}/slack/webhook/{channel}"})
 
     def airflow_env(self) -> dict[str, str]:
         s = self.secrets or {}
@@ -93,6 +93,7 @@ class StackSettings:
             "AIRFLOW_CONN_APP_DB": self.app_db_conn_json,
             "AIRFLOW_CONN_WHATSAPP_CLOUD": self.whatsapp_conn_json(),
             "AIRFLOW_CONN_SLACK_ALERTS": self.slack_conn_json(),
+            "AIRFLOW_CONN_SLACK_APPROVERS": self.slack_conn_json("approvers"),
             "FA_DATA_DIR": str(self.data_dir),
             "FA_UI_BASE_URL": self.api_base_url,
             "PYTHONPATH": os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH", "")) if p),

@@ -437,4 +437,12 @@ class Sandbox:
             rows = [e for e in rows if e.to == to]
         if key:
             rows = [e for e in rows if e.biz_opaque_callback_data == key]
-        return [asdict(e) for e in rows[offset:offset + limit]]
+        now = _now()
+        out = []
+        for e in rows[offset:offset + limit]:
+            item = asdict(e)
+            # Status evidence: the statuses Meta would have reported by now (what a status lookup shows).
+            item["statuses"] = [{"status": s, **({"error": err} if err else {})}
+                                for s, delay, err in self.planned_statuses(e) if e.accepted_at + delay <= now]
+            out.append(item)
+        return out

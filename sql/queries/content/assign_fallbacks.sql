@@ -1,6 +1,7 @@
 -- Every eligible advisor without an assignment gets an evergreen fallback pack. The choice rotates:
 -- never a pack the advisor received in the last :rotation_days days (when enough packs exist),
--- and otherwise deterministic per (advisor, date) so a rerun picks the same one.
+-- and otherwise deterministic per (advisor, date) so a rerun picks the same one. A pack whose render
+-- for this advisor and date failed QC is never chosen again.
 WITH eligible AS (
     SELECT a.advisor_id, a.segment
     FROM eligible_advisors a
@@ -23,6 +24,8 @@ WITH eligible AS (
     FROM eligible e
     CROSS JOIN library l
     LEFT JOIN recent r ON r.advisor_id = e.advisor_id AND r.pack_id = l.pack_id
+    WHERE NOT EXISTS (SELECT 1 FROM renders f WHERE f.business_date = :business_date AND f.qc_status = 'failed'
+                      AND f.advisor_id = e.advisor_id AND f.pack_id = l.pack_id)
 )
 INSERT INTO pack_assignments (business_date, advisor_id, pack_id, render_id, source, reason)
 SELECT :business_date, advisor_id, pack_id, NULL, 'fallback',

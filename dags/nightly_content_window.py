@@ -1,0 +1,98 @@
+"""
+### Nightly content window — 20:30 IST
+
+Runbook *"20:30–21:30 nightly window"*. Prepares **tomorrow's** business date (IST, from `run_after`;
+or the `business_date` Param for a manual run).
+
+| Task | Runbook step |
+|---|---|
+| `check_approval_backlog` | Counts tomorrow's pending packs; above the threshold (50) a P2 to the approvers with counts per segment and the oldest items |
+| `validate_templates` | Syncs template statuses from WhatsApp; PAUSED/DISABLED switches to the approved backup (P1), none = P0 |
+| `plan_render_batches` | Splits the eligible advisors into a bounded number of batches (≤ 32, at least 2 so both cores work) |
+| `render_approved_packs` (mapped) | Renders each advisor's approved pack with Pillow into object storage, content-addressed (unchanged renders are skipped), and QCs it: format, ≤ 5 MB, dimensions, disclaimer present/drawn/legible, banned claims, registration number |
+| `assign_fallback_content` | Advisors without an approved, QC-passed pack get a rotating evergreen fallback (never the same within 7 days) — the same function the pre-delivery check uses |
+| `render_fallback_packs` (mapped) | Renders and QCs the fallback packs the same way |
+| `finalize_fallback_renders` | Links fallbacks to their renders; a fallback that fails QC is replaced by another |
+| `send_canary` | Sends real renders to the internal canary list through the fan-out's sender, waits (bounded) for delivered evidence; a failure is a P1 and the 05:50 check sees it |
+| `publish_window_summary` | Slack summary (pending, renders, QC failures by rule, fallbacks, canary); emits `rendered_packs` |
+
+A render that fails QC is never delivered. Rerunning for the same date renders nothing twice and adds no rows.
+"""
+from __future__ import annotations
+
+from airflow.sdk import Asset, Param, dag, get_current_context, task
+
+from include import config
+from include.dagkit import default_args, ist_cron
+
+RENDERED_PACKS = Asset("rendered_packs")
+
+
+@dag(dag_id="nightly_content_window", schedule=ist_cron(config.SCHEDULE_NIGHTLY_CONTENT_WINDOW), catchup=False,
+     max_active_runs=1, tags=["content", "nightly"], default_args=default_args(), doc_md=__doc__,
+     params={
+         "business_date": Param(None, type=["null", "string"], format="date",
+                                description="Date to prepare. Leave empty for tomorrow in IST."),
+         "backlog_threshold": Param(config.PENDING_BACKLOG_THRESHOLD, type="integer", minimum=0,
+                                    description="Pending packs above this many page the approvers (P2)."),
+     })
+def nightly_content_window():
+    from include import nightly
+
+    @task
+    def check_approval_backlog() -> dict:
+        return nightly.run_check_approval_backlog(get_current_context())
+
+    @task
+    def validate_templates() -> dict:
+        return nightly.run_validate_templates(get_current_context())
+
+    @task
+    def plan_render_batches() -> list[dict]:
+        return nightly.run_plan_render_batches(get_current_context())
+
+    @task(map_index_template="{{ batch_label }}")
+    def render_approved_packs(batch: dict) -> dict:
+        get_current_context()["batch_label"] = f"approved · {batch['label']}"
+        return nightly.run_render_batch(batch, "approved")
+
+    @task
+    def assign_fallback_content() -> dict:
+        return nightly.run_assign_fallback_content(get_current_context())
+
+    @task(map_index_template="{{ batch_label }}")
+    def render_fallback_packs(batch: dict) -> dict:
+        get_current_context()["batch_label"] = f"fallback · {batch['label']}"
+        return nightly.run_render_batch(batch, "fallback")
+
+    @task
+    def finalize_fallback_renders() -> dict:
+        return nightly.run_finalize_fallbacks(get_current_context())
+
+    @task
+    def send_canary() -> dict:
+        return nightly.run_send_canary(get_current_context())
+
+    @task(trigger_rule="all_done", outlets=[RENDERED_PACKS])
+    def publish_window_summary() -> dict:
+        ctx = get_current_context()
+        summary = nightly.run_publish_window_summary(ctx)
+        ctx["outlet_events"][RENDERED_PACKS].extra = {
+            "business_date": str(nightly.window_date(ctx)), "renders": summary["renders"],
+            "qc_failed": summary["failed"]}
+        return summary
+
+    batches = plan_render_batches()
+    approved = render_approved_packs.expand(batch=batches)
+    assigned = assign_fallback_content()
+    fallbacks = render_fallback_packs.expand(batch=batches)
+    final = finalize_fallback_renders()
+    canary = send_canary()
+    backlog = check_approval_backlog()
+    templates = validate_templates()
+    backlog >> batches
+    approved >> assigned >> fallbacks >> final
+    [final, templates] >> canary >> publish_window_summary()
+
+
+nightly_content_window()

@@ -1,0 +1,45 @@
+"""
+### Bulk approval: `ops_bulk_approve`
+
+Runbook *"Approval queue over threshold at night"*. Approves the pending packs of a business date
+whose risk level is at most `max_risk_level`. Only low-risk levels are allowed here
+(1..BULK_APPROVE_MAX_RISK, default 2); riskier packs must be reviewed one by one. Every approved
+pack gets an `audit_log` row with your user name and the reason. Run `nightly_content_window`
+again afterwards to render the newly approved packs (unchanged renders are not redone).
+"""
+from __future__ import annotations
+
+from airflow.sdk import Param, dag, get_current_context, task
+
+from include import config
+from include.dagkit import acting_user, default_args, fail_fast_on_bad_input
+
+
+@dag(dag_id="ops_bulk_approve", schedule=None, catchup=False, tags=["ops", "content"], max_active_runs=1,
+     default_args=default_args(retries=1), doc_md=__doc__,
+     params={
+         "business_date": Param(type="string", format="date", title="Business date",
+                                description="The date whose pending packs to approve (YYYY-MM-DD)."),
+         "max_risk_level": Param(1, type="integer", minimum=1, maximum=config.BULK_APPROVE_MAX_RISK,
+                                 title="Maximum risk level",
+                                 description="Packs up to this risk level are approved (low risk only)."),
+         "reason": Param("", type="string", minLength=5, title="Reason",
+                         description="Why these packs are approved in bulk. Recorded in the audit log."),
+     })
+def ops_bulk_approve():
+    @task
+    def approve_low_risk_packs() -> dict:
+        from include.dates import parse_business_date
+        from include.db import get_engine
+        from include.nightly import bulk_approve
+
+        ctx = get_current_context()
+        p = ctx["params"]
+        with fail_fast_on_bad_input():
+            return bulk_approve(get_engine(), parse_business_date(p["business_date"]), int(p["max_risk_level"]),
+                                p["reason"], acting_user(ctx))
+
+    approve_low_risk_packs()
+
+
+ops_bulk_approve()
