@@ -1,7 +1,7 @@
 """Run every benchmark in turn (`make bench`). Each writes its JSON under bench/results/."""
 import importlib
 
-BENCHMARKS = ["bench.sandbox_throughput"]
+BENCHMARKS = ["bench.sandbox_throughput", "bench.render"]
 
 if __name__ == "__main__":
     for name in BENCHMARKS:
