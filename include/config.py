@@ -103,6 +103,14 @@ SUCCESS_RATE_FLOOR = _env_float("SUCCESS_RATE_FLOOR", 0.95)
 DELIVERY_RATE_WARNING = _env_float("DELIVERY_RATE_WARNING", 0.95)
 DELIVERY_RATE_CRITICAL = _env_float("DELIVERY_RATE_CRITICAL", 0.90)
 STUCK_AFTER_MINUTES = _env_int("STUCK_AFTER_MINUTES", 15)
+DELIVERED_WITHIN_SLO_S = _env_int("DELIVERED_WITHIN_SLO_S", 300)      # "delivered within 5 minutes"
+DELIVERED_WITHIN_SLO_RATIO = _env_float("DELIVERED_WITHIN_SLO_RATIO", 0.95)
+RECONCILE_BATCH = _env_int("RECONCILE_BATCH", 20000)                  # webhook events per transaction
+WEBHOOK_ORPHAN_AFTER_S = _env_int("WEBHOOK_ORPHAN_AFTER_S", 1800)     # unmatched status events set aside after
+FAILING_STREAK_DAYS = _env_int("FAILING_STREAK_DAYS", 3)              # "advisors failing 3 days in a row"
+REPORT_TREND_DAYS = _env_int("REPORT_TREND_DAYS", 14)
+# Failures that need a human now, whatever their count (auth, policy/spam blocks, template disabled).
+CRITICAL_ERROR_CODES = (190, 368, 131031, 131048, 132015, 132016)
 OPT_OUT_SPIKE_COUNT_5MIN = _env_int("OPT_OUT_SPIKE_COUNT_5MIN", 10)
 OPT_OUT_SPIKE_RATIO_LAST_100 = _env_float("OPT_OUT_SPIKE_RATIO_LAST_100", 0.03)
 OPT_OUT_KEYWORDS = tuple(

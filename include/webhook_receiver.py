@@ -28,6 +28,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse, PlainTextResponse
 from sqlalchemy.engine import Engine
 
 from include import config
@@ -242,9 +244,6 @@ def secrets_from_connection(conn_id: str = config.WHATSAPP_CONN_ID) -> ReceiverS
 
 def create_app(engine_factory: Callable[[], Engine] | None = None,
                secrets_factory: Callable[[], ReceiverSecrets] | None = None):
-    from fastapi import FastAPI, Request
-    from fastapi.responses import JSONResponse, PlainTextResponse
-
     if engine_factory is None:
         from include.db import get_engine
 

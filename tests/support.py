@@ -129,3 +129,36 @@ class WebhookRecorder:
     def stop(self) -> None:
         self._server.should_exit = True
         self._thread.join(5)
+
+
+TEST_VERIFY_TOKEN = "verify-me-please"
+
+
+class ReceiverServer:
+    """The real webhook receiver app (include/webhook_receiver.py) served by uvicorn on a loopback port,
+    storing into the given engine's database: what the api-server plugin serves in `make run`."""
+
+    def __init__(self, engine, app_secret: str = TEST_APP_SECRET, verify_token: str = TEST_VERIFY_TOKEN):
+        import threading
+
+        import uvicorn
+
+        from include.webhook_receiver import ReceiverSecrets, create_app
+
+        self.app = create_app(lambda: engine, lambda: ReceiverSecrets(app_secret, verify_token))
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}/webhook"
+        self._server = uvicorn.Server(uvicorn.Config(self.app, host="127.0.0.1", port=self.port, log_level="warning"))
+        self._thread = threading.Thread(target=self._server.run, daemon=True)
+        self._thread.start()
+        deadline = time.monotonic() + 10
+        while not self._server.started and time.monotonic() < deadline:
+            time.sleep(0.05)
+
+    @property
+    def stats(self):
+        return self.app.state.stats
+
+    def stop(self) -> None:
+        self._server.should_exit = True
+        self._thread.join(5)

@@ -1,0 +1,95 @@
+"""
+### Post-delivery report — 06:05, 06:15 and 06:30 IST
+
+Runbook *"Post-delivery reporting"*. One run per checkpoint (`MultipleCronTriggerTimetable`); the
+checkpoint follows from the run time, or from the `checkpoint` Param for a manual run (a manual run
+with a `business_date` defaults to the full 06:30 report).
+
+| Task | Runbook step |
+|---|---|
+| `reconcile_webhook_events` | Applies stored status webhooks to `deliveries`: never backwards, read implies delivered, duplicates ignored, failures carry code and title |
+| `detect_stuck_messages` | Accepted but without delivered/read/failed after 15 min (configurable) |
+| `compute_delivery_kpis` | Planned, accepted, delivered, read, failed by code, skipped by reason, delivery rate, latency p50/p95, delivered ≤ 5 min (SLO 95%), API p95 — overall, per segment, per number |
+| `apply_alert_thresholds` | Delivery rate < 95% warning (P2), < 90% critical (P0) from 06:15; opt-out spike (> 10 in 5 min or > 3% of the last 100 sends) P1 |
+| `choose_checkpoint` | Branches to the checkpoint's own task |
+| `check_sla_0605` | 06:05: 99% SLA, all 4 segment groups processed, zero critical failures, quality rating held |
+| `summarise_analytics_0615` | 06:15: analytics, advisors failing 3 days in a row, webhook processing lag |
+| `build_daily_report_0630` | 06:30: Great Expectations checks (failures alert with sample rows), HTML report with charts, CSV of outcomes, stored with the validation result |
+| `publish_checkpoint_summary` | Slack summary with the key numbers and, at 06:30, where the report is |
+
+The receiver that fills `webhook_events` is the api-server plugin at `/whatsapp/webhook` (plugins/whatsapp_webhook.py).
+"""
+from __future__ import annotations
+
+from airflow.sdk import MultipleCronTriggerTimetable, Param, dag, get_current_context, task
+
+from include import config
+from include.dagkit import default_args
+
+
+@dag(dag_id="post_delivery_report",
+     schedule=MultipleCronTriggerTimetable(*config.SCHEDULES_POST_DELIVERY_REPORT, timezone=config.TIMEZONE_NAME),
+     catchup=False, max_active_runs=1, tags=["delivery", "reporting"], default_args=default_args(),
+     doc_md=__doc__,
+     params={
+         "business_date": Param(None, type=["null", "string"], format="date",
+                                description="Leave empty for today in IST."),
+         "checkpoint": Param("auto", enum=["auto", "06:05", "06:15", "06:30"],
+                             description="auto: from the run time (06:30 when a business_date is given)."),
+     })
+def post_delivery_report():
+    from include import post_delivery as pd
+
+    @task
+    def reconcile_webhook_events() -> dict:
+        return pd.run_reconcile()
+
+    @task
+    def detect_stuck_messages() -> dict:
+        return pd.run_stuck(get_current_context())
+
+    @task
+    def compute_delivery_kpis() -> dict:
+        return pd.run_kpis(get_current_context())
+
+    @task
+    def apply_alert_thresholds(kpis: dict) -> dict:
+        return pd.run_thresholds(kpis, get_current_context())
+
+    @task.branch
+    def choose_checkpoint() -> str:
+        from include.dagkit import fail_fast_on_bad_input
+
+        with fail_fast_on_bad_input():
+            checkpoint = pd.resolve_checkpoint(get_current_context())
+        return {"06:05": "check_sla_0605", "06:15": "summarise_analytics_0615",
+                "06:30": "build_daily_report_0630"}[checkpoint]
+
+    @task
+    def check_sla_0605(kpis: dict) -> dict:
+        return pd.run_sla_checkpoint(kpis, get_current_context())
+
+    @task
+    def summarise_analytics_0615(kpis: dict) -> dict:
+        return pd.run_analytics_checkpoint(kpis, get_current_context())
+
+    @task
+    def build_daily_report_0630() -> dict:
+        return pd.run_final_report(get_current_context())
+
+    @task(trigger_rule="none_failed_min_one_success")
+    def publish_checkpoint_summary(kpis: dict) -> dict:
+        return pd.run_publish(kpis, get_current_context())
+
+    reconciled = reconcile_webhook_events()
+    stuck = detect_stuck_messages()
+    kpis = compute_delivery_kpis()
+    thresholds = apply_alert_thresholds(kpis)
+    branch = choose_checkpoint()
+    reconciled >> [stuck, kpis]
+    [stuck, thresholds] >> branch
+    branch >> [check_sla_0605(kpis), summarise_analytics_0615(kpis), build_daily_report_0630()] \
+        >> publish_checkpoint_summary(kpis)
+
+
+post_delivery_report()
