@@ -43,7 +43,8 @@ CROSS JOIN LATERAL (SELECT CASE WHEN p.advisor_id % 100 = 0 THEN 'failed' WHEN p
 WHERE p.business_date = :d
 """
 ATTEMPTS = """
-INSERT INTO delivery_attempts (business_date, advisor_id, attempt_no, phone_number_id, outcome, error_code, latency_ms, at)
+INSERT INTO delivery_attempts (business_date, advisor_id, attempt_no, phone_number_id, outcome, error_code,
+                               latency_ms, at)
 SELECT business_date, advisor_id, 1, phone_number_id, CASE WHEN status = 'skipped' THEN 'skipped' ELSE 'accepted' END,
        NULL, api_latency_ms, accepted_at
 FROM deliveries WHERE business_date = :d
