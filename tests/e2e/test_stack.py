@@ -56,6 +56,25 @@ def test_make_run_comes_up_healthy_and_ctrl_c_leaves_no_orphans(tmp_path):
             health = json.load(r)
         for component in ("metadatabase", "scheduler", "dag_processor", "triggerer"):
             assert health[component]["status"] == "healthy", health
+        # The webhook receiver is served by the api-server plugin, and the sandbox's callback reaches it:
+        # Meta's handshake, then an inbound STOP that lands on the do-not-contact list.
+        token = json.loads((tmp_path / "data" / "secrets.json").read_text())["verify_token"]
+        hook = f"http://127.0.0.1:{api_port}/whatsapp/webhook"
+        with urllib.request.urlopen(f"{hook}?hub.mode=subscribe&hub.verify_token={token}&hub.challenge=42",
+                                    timeout=10) as r:
+            assert r.read() == b"42"
+        req = urllib.request.Request(f"http://127.0.0.1:{sandbox_port}/_sandbox/inbound", method="POST",
+                                     data=json.dumps({"from": "+919812340000", "text": "STOP"}).encode(),
+                                     headers={"Content-Type": "application/json"})
+        urllib.request.urlopen(req, timeout=10).read()
+        stats = {}
+        for _ in range(100):
+            with urllib.request.urlopen(f"{hook}/stats", timeout=10) as r:
+                stats = json.load(r)
+            if stats["opt_outs"] >= 1:
+                break
+            time.sleep(0.2)
+        assert stats["events_stored"] >= 1 and stats["opt_outs"] == 1, stats
         state = json.loads((tmp_path / "data" / "run" / "stack.json").read_text())
         assert set(state["children"]) == {"sandbox", "api-server", "scheduler", "dag-processor", "triggerer"}
         assert len(_ours(data_dir)) >= 6
