@@ -56,8 +56,10 @@ def test_scheduled_dags_use_ist_timetables(dagbag):
             assert not dag.catchup
             continue
         tz = getattr(tt, "_timezone", None) or getattr(tt, "timezone", None)
-        if tz is None and hasattr(tt, "_timetables"):
-            tz = tt._timetables[0]._timezone
+        for attr in ("_timetables", "timetables"):  # core and SDK MultipleCronTriggerTimetable
+            if tz is None and getattr(tt, attr, None):
+                first = getattr(tt, attr)[0]
+                tz = getattr(first, "_timezone", None) or getattr(first, "timezone", None)
         assert tz is not None and "Asia/Kolkata" in str(getattr(tz, "name", tz)), f"{dag.dag_id}: {tt!r}"
 
 
