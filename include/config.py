@@ -40,7 +40,8 @@ SCHEDULE_PRE_DELIVERY_CHECK = "50 5 * * *"
 SCHEDULE_DELIVERY_FANOUT = "0 6 * * *"
 SCHEDULES_POST_DELIVERY_REPORT = ("5 6 * * *", "15 6 * * *", "30 6 * * *")
 SCHEDULE_WEEKLY_MAINTENANCE = "0 2 * * 0"
-SCHEDULE_MONTHLY_MAINTENANCE = "0 1 * * 0"  # further restricted to the first Sunday by its timetable
+SCHEDULE_MONTHLY_MAINTENANCE = "0 1 * * 0#1"  # first Sunday of the month (cron "#" = nth weekday)
+SCHEDULE_DAILY_BACKUP = "30 3 * * *"
 
 # -- DAG defaults ----------------------------------------------------------------------------------
 DAG_OWNER = _env_str("DAG_OWNER", "content-delivery-ops")
@@ -118,6 +119,25 @@ OPT_OUT_KEYWORDS = tuple(
         "OPT_OUT_KEYWORDS", "stop,stop all,unsubscribe,cancel,end,quit,opt out,optout,रोकें,बंद,बंद करें,रुको"
     ).split(",") if k.strip()
 )
+
+# -- maintenance ---------------------------------------------------------------------------------------------
+PG_BIN_DIR = _env_str("PG_BIN_DIR", "")                         # pg_dump/pg_restore; default: embedded wheel, PATH
+BACKUP_KEEP_DAILY = _env_int("BACKUP_KEEP_DAILY", 7)
+BACKUP_KEEP_WEEKLY = _env_int("BACKUP_KEEP_WEEKLY", 4)
+RTO_TARGET_S = _env_int("RTO_TARGET_S", 3600)
+RPO_TARGET_S = _env_int("RPO_TARGET_S", 900)
+RETENTION_DAYS = _env_int("RETENTION_DAYS", 90)                 # deliveries and webhook events kept online
+RENDER_RETENTION_DAYS = _env_int("RENDER_RETENTION_DAYS", 30)   # render-cache objects kept
+ARCHIVE_CHUNK_ROWS = _env_int("ARCHIVE_CHUNK_ROWS", 50000)
+AIRFLOW_METADATA_RETENTION_DAYS = _env_int("AIRFLOW_METADATA_RETENTION_DAYS", 30)
+VACUUM_DEAD_RATIO = _env_float("VACUUM_DEAD_RATIO", 0.05)      # vacuum a hot table past 5% dead tuples
+REINDEX_MAX_LEAF_DENSITY = _env_float("REINDEX_MAX_LEAF_DENSITY", 60.0)  # reindex a B-tree below this density %
+HOT_TABLES = ("deliveries", "delivery_attempts", "webhook_events", "delivery_plan", "pack_assignments", "renders",
+              "canary_sends", "sender_leases", "check_results")
+FALLBACK_MAX_AGE_MONTHS = _env_int("FALLBACK_MAX_AGE_MONTHS", 12)
+FALLBACK_MAX_USES = _env_int("FALLBACK_MAX_USES", 50000)
+FALLBACK_MIN_FRESH = _env_int("FALLBACK_MIN_FRESH", 8)           # 7-day rotation needs at least 8
+ADVISORY_DB_URL = _env_str("ADVISORY_DB_URL", "")               # e.g. an internal OSV mirror; empty = offline
 
 # -- alerting ------------------------------------------------------------------------------------------
 SLACK_CONN_ID = "slack_alerts"

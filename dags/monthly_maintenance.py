@@ -1,0 +1,59 @@
+"""
+### Monthly maintenance — first Sunday of the month, 01:00 IST
+
+Runbook *"Monthly maintenance"*. The timetable is `CronTriggerTimetable("0 1 * * 0#1")`: the `#1`
+(first weekday of that kind in the month) makes it fire only on the first Sunday (tested over a year).
+
+| Task | Runbook step |
+|---|---|
+| `run_dr_drill` | Restores the latest backup into a fresh database, measures RTO and RPO against 60 min / 15 min, dry-runs planning on it and checks it reproduces production's plan; recorded in `dr_drills` |
+| `review_compliance` | Every message sent last month: approved/fallback pack with disclaimer, QC-passed render, consent, no DNC at send time; operator actions audited. Violations row by row (CSV) |
+| `plan_capacity` | Monthly growth of advisors, messages, peak msg/s vs throughput, DB size (charted); projects when numbers/tier run out and how many numbers are needed |
+| `refresh_templates` | Templates with LOW quality or nearing a pause get a new variant submitted (template-creation endpoint) |
+| `refresh_fallback_library` | Retires evergreen packs older than N months or used more than K times; P1 if too few fresh ones remain |
+| `publish_maintenance_summary` | One Slack summary |
+"""
+from __future__ import annotations
+
+from airflow.sdk import Param, dag, get_current_context, task
+
+from include import config
+from include.dagkit import default_args, ist_cron
+
+
+@dag(dag_id="monthly_maintenance", schedule=ist_cron(config.SCHEDULE_MONTHLY_MAINTENANCE), catchup=False,
+     max_active_runs=1, tags=["maintenance"], default_args=default_args(), doc_md=__doc__,
+     params={"business_date": Param(None, type=["null", "string"], format="date",
+                                    description="Run as of this date (the review covers the month before it).")})
+def monthly_maintenance():
+    from include import maintenance as m
+
+    @task
+    def run_dr_drill() -> dict:
+        return m.run_dr_drill(get_current_context())
+
+    @task
+    def review_compliance() -> dict:
+        return m.run_compliance_review(get_current_context())
+
+    @task
+    def plan_capacity() -> dict:
+        return m.run_capacity_planning(get_current_context())
+
+    @task
+    def refresh_templates() -> dict:
+        return m.run_template_refresh(get_current_context())
+
+    @task
+    def refresh_fallback_library() -> dict:
+        return m.run_fallback_refresh(get_current_context())
+
+    @task(trigger_rule="all_done")
+    def publish_maintenance_summary() -> dict:
+        return m.publish_summary(get_current_context(), "Monthly maintenance", m.MONTHLY_TASKS)
+
+    [run_dr_drill(), review_compliance(), plan_capacity(), refresh_templates(), refresh_fallback_library()] \
+        >> publish_maintenance_summary()
+
+
+monthly_maintenance()

@@ -1,0 +1,74 @@
+"""
+### Weekly maintenance — Sundays 02:00 IST
+
+Runbook *"Weekly maintenance"*.
+
+| Task | Runbook step |
+|---|---|
+| `run_database_upkeep` | VACUUM (ANALYZE) hot tables with dead tuples (`pg_stat_user_tables`), REINDEX CONCURRENTLY B-trees with low leaf density (`pgstattuple`), slow-query report (`pg_stat_statements`; says so if unavailable) |
+| `clean_render_cache` | Removes render objects past retention that no plan row, pending delivery or recent render needs; reports bytes freed |
+| `archive_old_rows` | Archives `webhook_events` and `deliveries` older than N days to gzip JSON-lines in object storage, deleting them in the same transaction (crash-safe, rerun-safe) |
+| `clean_airflow_metadata` | `airflow db clean` for Airflow records older than N days (CLI) |
+| `backup_app_db` | `pg_dump -Fc` in an exported snapshot, with sha256 and the key tables' counts and checksums |
+| `verify_backup_restore` | Restores into a scratch database and compares table by table (P1 and a failed task if not); keeps 7 daily + 4 weekly |
+| `check_dependency_drift` | Installed packages vs the lock; known vulnerabilities if an advisory database is reachable (says so when offline) |
+| `publish_maintenance_summary` | One Slack summary |
+"""
+from __future__ import annotations
+
+from airflow.sdk import Param, dag, get_current_context, task
+
+from include import config
+from include.dagkit import default_args, ist_cron
+
+
+@dag(dag_id="weekly_maintenance", schedule=ist_cron(config.SCHEDULE_WEEKLY_MAINTENANCE), catchup=False,
+     max_active_runs=1, tags=["maintenance"], default_args=default_args(), doc_md=__doc__,
+     params={"dry_run": Param(False, type="boolean",
+                              description="Report what the cleanups would remove without removing it.")})
+def weekly_maintenance():
+    from include import maintenance as m
+
+    @task
+    def run_database_upkeep() -> dict:
+        return m.run_db_upkeep(get_current_context())
+
+    @task
+    def clean_render_cache() -> dict:
+        return m.run_clean_render_cache(get_current_context())
+
+    @task
+    def archive_old_rows() -> dict:
+        return m.run_archive_old_rows(get_current_context())
+
+    @task
+    def clean_airflow_metadata() -> dict:
+        return m.run_clean_airflow_metadata(get_current_context())
+
+    @task
+    def backup_app_db() -> dict:
+        return m.run_backup(get_current_context(), "weekly")
+
+    @task
+    def verify_backup_restore(backup: dict) -> dict:
+        return m.run_verify_backup(backup, get_current_context(), "weekly_maintenance")
+
+    @task
+    def check_dependency_drift() -> dict:
+        return m.run_dependency_check(get_current_context())
+
+    @task(trigger_rule="all_done")
+    def publish_maintenance_summary() -> dict:
+        return m.publish_summary(get_current_context(), "Weekly maintenance", m.WEEKLY_TASKS)
+
+    # Back up before anything is deleted; upkeep last so it sees the post-cleanup tables.
+    backup = backup_app_db()
+    verified = verify_backup_restore(backup)
+    archived = archive_old_rows()
+    upkeep = run_database_upkeep()
+    verified >> [archived, clean_render_cache(), clean_airflow_metadata()]
+    archived >> upkeep
+    [upkeep, check_dependency_drift()] >> publish_maintenance_summary()
+
+
+weekly_maintenance()

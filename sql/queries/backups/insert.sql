@@ -1,0 +1,4 @@
+INSERT INTO backups (kind, uri, sha256, bytes, snapshot_at, newest_data_at, table_counts, table_checksums)
+VALUES (:kind, :uri, :sha256, :bytes, :snapshot_at, :newest_data_at, CAST(:table_counts AS jsonb),
+        CAST(:table_checksums AS jsonb))
+RETURNING backup_id
