@@ -3,8 +3,8 @@
 * Templates: after a status sync, daily-pack templates with LOW quality (RED), nearing a pause
   (YELLOW) or already PAUSED get a new variant prepared and submitted through the template-creation
   endpoint (the sandbox's here, Meta's in production); it is recorded locally as the next backup
-  variant, PENDING until Meta approves it. One new variant per flagged template and language: a
-  rerun does not submit again while that variant exists.
+  variant, PENDING until Meta approves it. While a submitted variant of that language is still
+  pending, nothing more is submitted (a rerun does not submit twice).
 * Fallbacks: evergreen packs older than N months or used more than K times are retired (with the
   reason); fewer than the required fresh fallbacks left is a P1, because the 7-day rotation then repeats.
 """
@@ -46,10 +46,9 @@ def refresh_templates(engine: Engine, client: WhatsAppClient) -> CheckResult:
     flagged = [r for r in rows if r.quality in ("RED", "YELLOW") or r.status == "PAUSED"]
     submitted, skipped = [], []
     for r in flagged:
-        newer = [x for x in rows if x.language == r.language and x.variant_rank > r.variant_rank
-                 and x.status in ("PENDING", "APPROVED") and x.quality not in ("RED", "YELLOW")]
-        if newer:
-            skipped.append(f"{r.name}: backup {newer[0].name} already {newer[0].status}")
+        in_flight = [x for x in rows if x.language == r.language and x.status in ("PENDING", "IN_APPEAL")]
+        if in_flight:
+            skipped.append(f"{r.name}: {in_flight[0].name} already submitted and {in_flight[0].status}")
             continue
         name = _next_name(r.name, taken)
         taken.add(name)

@@ -11,7 +11,7 @@ pytestmark = pytest.mark.e2e
 
 
 @pytest.fixture(scope="module")
-def dags():
+def dags(airflow_db):
     from airflow.dag_processing.dagbag import DagBag
 
     from tests.support import ROOT
