@@ -1,6 +1,6 @@
 """Data-quality checks on a date's delivery outcomes with Great Expectations (GX Core 1.x).
 
-GX runs inside the task (the official Airflow provider is not in the lock: see README), on pandas
+GX runs inside the task (the official provider 1.0.0 would downgrade Airflow 3.3.2 to 3.3.0: see README), on pandas
 frames loaded here at run time, never at DAG parse time. Each expectation carries a name an
 operator understands; a failure names it and shows sample rows (advisor ids and the bad values).
 """
