@@ -215,3 +215,27 @@ def test_sla_checkpoint_pages_on_a_critical_failure(dag, app_db, sandbox, receiv
     assert check.severity == "P0" and any("critical failures: 190" in i for i in check.items)
     post = [p["payload"] for p in sandbox.slack_posts() if "Delivery SLA checkpoint" in p["payload"]["text"]][-1]
     assert post["text"].startswith("[P0]")
+
+
+def test_alert_thresholds_delivery_rate_and_opt_out_spike(app_db, sandbox):
+    from include.post_delivery import threshold_alerts
+
+    planned_world(app_db, advisors=40, research_digits="")
+
+    def kpis(rate):
+        return {"overall": {"delivery_rate": rate, "delivered": 0, "planned": 0, "skipped": 0,
+                            "failed_by_error_code": {}}}
+
+    assert threshold_alerts(app_db, DAY, kpis(0.99), "06:15").ok
+    assert threshold_alerts(app_db, DAY, kpis(0.93), "06:15").severity.value == "P2"   # warning
+    assert threshold_alerts(app_db, DAY, kpis(0.85), "06:30").severity.value == "P0"   # critical
+    assert threshold_alerts(app_db, DAY, kpis(0.50), "06:05").ok  # too early to judge delivery at 06:05
+    posts = [p["payload"]["text"] for p in sandbox.slack_posts()]
+    assert sum("Delivery rate" in t for t in posts) == 2
+    for i in range(11):  # more than 10 opt-outs in 5 minutes
+        with app_db.begin() as c:
+            c.execute(sa.text("INSERT INTO do_not_contact (phone_e164, reason, source) VALUES (:p, 'STOP', "
+                              "'inbound_opt_out')"), {"p": f"+9198100000{i:02d}"})
+    spike = threshold_alerts(app_db, DAY, kpis(0.99), "06:15")
+    assert spike.severity.value == "P1" and "opt-out spike" in spike.items[0]
+    assert any("Opt-out spike" in p["payload"]["text"] for p in sandbox.slack_posts())
