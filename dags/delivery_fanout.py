@@ -5,8 +5,8 @@ Runbook *"06:00–06:05 delivery"*. Sends today's plan (written by `pre_delivery
 
 | Task | What it does |
 |---|---|
-| `prepare_send_queue` | Queues every plan row as a `deliveries` row (idempotent) and lists the sender units: one per (shard, segment), at most 64 |
-| `send_shard` (mapped) | Streams its rows in claimed batches, sends concurrently inside the number's token bucket (shared across live senders, adaptive on 130429), retries retryable errors with backoff (131056: 4^x s for that recipient), never retries permanent ones, re-checks DNC/opt-out at send time, rotates a RED or policy-blocked number to the hot spare, switches a paused template to its backup, honours the kill switch within a tick, pages on >2% failures in 2 min, <95% success for 2 min, or a 190 |
+| `prepare_send_queue` | Queues every plan row as a `deliveries` row (idempotent) and lists the sender units: one per shard (its segment groups in send order), or one per (shard, segment) on a number of ≥ 300 msg/s; at most 64 |
+| `send_shard` (mapped; the label shows number, shard and segment groups) | Streams its rows in claimed batches, sends concurrently inside the number's token bucket (shared across live senders, adaptive on 130429), retries retryable errors with backoff (131056: 4^x s for that recipient), never retries permanent ones, re-checks DNC/opt-out at send time, rotates a RED or policy-blocked number to the hot spare, switches a paused template to its backup, honours the kill switch within a tick, pages on >2% failures in 2 min, <95% success for 2 min, or a 190 |
 | `validate_delivery_sla` | ≥ 99% of the plan accepted within 5 minutes, else a P0 with counts by reason; final summary to Slack |
 
 **Idempotency**: the key is (business date, advisor), sent as `biz_opaque_callback_data`. A task retry, a clear, a rerun or
@@ -41,7 +41,7 @@ def _fanout(resolve_date):
         from include.delivery import run_send_shard
 
         ctx = get_current_context()
-        ctx["unit_label"] = f"{unit['number']} · shard {unit['shard']} · {unit['segment']}"
+        ctx["unit_label"] = f"{unit['number']} · shard {unit['shard']} · {' → '.join(unit.get('segments') or [unit['segment']])}"
         return run_send_shard(unit, ctx)
 
     @task(trigger_rule="all_done")

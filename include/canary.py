@@ -120,7 +120,7 @@ def run_canary(engine: Engine, settings: WhatsAppSettings, business_date: dt.dat
         shards = [r.shard for r in conn.execute(query("canary/shards"), {"canary_run_id": run})]
 
     async def send_all():
-        senders = [CanarySender(engine, settings, Unit(business_date, shard, "canary"), options, context,
+        senders = [CanarySender(engine, settings, Unit(business_date, shard, ("canary",)), options, context,
                                 canary_run_id=run) for shard in shards]
         return await asyncio.gather(*(s.run() for s in senders), return_exceptions=True)
 

@@ -152,6 +152,8 @@ DATA_ROOT_URL = _env_str("DATA_ROOT_URL", "")  # fsspec URL; empty means file://
 # -- sender ----------------------------------------------------------------------------------------------
 SENDER_CLAIM_BATCH = _env_int("SENDER_CLAIM_BATCH", 200)          # rows claimed from PostgreSQL at a time
 SENDER_MAX_IN_FLIGHT = _env_int("SENDER_MAX_IN_FLIGHT", 32)       # concurrent requests per sender
+# A number at least this fast gets one sender process per segment group (one process cannot feed it).
+SENDER_SPLIT_MPS = _env_int("SENDER_SPLIT_MPS", 300)
 SENDER_MAX_ATTEMPTS = _env_int("SENDER_MAX_ATTEMPTS", 6)
 SENDER_CONTROL_TICK_S = _env_float("SENDER_CONTROL_TICK_S", 0.5)  # kill-switch / lease / monitor cadence
 SENDER_NUMBER_CHECK_S = _env_float("SENDER_NUMBER_CHECK_S", 10.0)  # how often a sender re-reads quality

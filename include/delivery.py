@@ -38,20 +38,32 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class Unit:
+    """What one mapped sender sends: a shard's rows of one or more segment groups, in send order.
+
+    A standard-throughput number (80 msg/s) is one process's work, so its unit covers all four segment
+    groups in turn and keeps the number busy from the first second to the last. A high-throughput number
+    is split per segment group so that several processes (cores) feed it."""
+
     business_date: dt.date
     shard: int
-    segment: str
+    segments: tuple[str, ...]
+
+    @property
+    def segment(self) -> str:
+        return "+".join(self.segments)
 
     @property
     def label(self) -> str:
         return f"shard {self.shard} / {self.segment}"
 
     def as_dict(self) -> dict:
-        return {"business_date": self.business_date.isoformat(), "shard": self.shard, "segment": self.segment}
+        return {"business_date": self.business_date.isoformat(), "shard": self.shard,
+                "segments": list(self.segments), "segment": self.segment}
 
     @classmethod
     def from_dict(cls, d: dict) -> Unit:
-        return cls(dt.date.fromisoformat(d["business_date"]), int(d["shard"]), str(d["segment"]))
+        segments = d.get("segments") or str(d["segment"]).split("+")
+        return cls(dt.date.fromisoformat(d["business_date"]), int(d["shard"]), tuple(str(x) for x in segments))
 
 
 @dataclass
@@ -120,12 +132,24 @@ def enqueue(engine: Engine, business_date: dt.date) -> int:
     return queued
 
 
-def units_for(engine: Engine, business_date: dt.date, max_units: int = config.MAX_SENDER_TASKS) -> list[dict]:
-    """Mapped units: (shard, segment) pairs with open work. Bounded: 4 shards x 4 segments = 16 here."""
+def units_for(engine: Engine, business_date: dt.date, max_units: int = config.MAX_SENDER_TASKS,
+              split_mps: int = config.SENDER_SPLIT_MPS) -> list[dict]:
+    """Mapped units: one per shard (its segment groups in send order), or one per (shard, segment) for a
+    number fast enough to need several processes. Bounded: 4 shards x 4 segments = 16 at most here."""
     with engine.connect() as conn:
         rows = conn.execute(query("fanout/units"), {"business_date": business_date}).fetchall()
-    units = [Unit(business_date, r.shard, r.segment).as_dict() | {"number": r.display_phone or "no number",
-                                                                   "open_rows": r.open_rows} for r in rows]
+    units = []
+    for r in rows:
+        number = r.display_phone or "no number"
+        groups = [(seg,) for seg in r.segments] if (r.throughput_mps or 0) >= split_mps else [tuple(r.segments)]
+        for segs in groups:
+            unit = Unit(business_date, r.shard, segs).as_dict()
+            unit.update(number=number, open_rows=sum(n for seg, n in zip(r.segments, r.open_rows, strict=True)
+                                                     if seg in segs))
+            units.append(unit)
+    # Segment-group order first, so however few executor slots run at once, the first groups go first.
+    order = {seg: i for i, seg in enumerate(config.SEGMENTS)}
+    units.sort(key=lambda u: (order.get(u["segments"][0], 99), u["shard"]))
     if len(units) > max_units:
         raise ValueError(f"{len(units)} sender units exceed the bound of {max_units}; add fewer shards")
     return units
@@ -170,7 +194,8 @@ class ShardSender:
 
     def _scope(self) -> dict:
         """The parameters that select this unit's rows."""
-        return {"business_date": self.unit.business_date, "shard": self.unit.shard, "segment": self.unit.segment}
+        return {"business_date": self.unit.business_date, "shard": self.unit.shard,
+                "segments": list(self.unit.segments), "segment": self.unit.segment}
 
     async def _db(self, fn, *args):
         return await asyncio.to_thread(fn, *args)

@@ -1,15 +1,21 @@
--- Claim the next due rows of one unit (shard, segment): queued, jitter offset reached, retry time
--- reached. SKIP LOCKED lets concurrent senders (or a duplicate run) never claim the same row.
+-- Claim the next due rows of one unit: its shard's segment groups in send order (a later group only
+-- once the earlier ones have nothing due), each group in jitter order through the unit index.
+-- SKIP LOCKED lets concurrent senders (or a duplicate run) never claim the same row.
 WITH next AS (
-    SELECT d.delivery_id
-    FROM deliveries d
-    JOIN delivery_plan p ON p.business_date = d.business_date AND p.advisor_id = d.advisor_id
-    WHERE d.business_date = :business_date AND p.shard = :shard AND p.segment = :segment
-      AND d.status = 'queued' AND p.jitter_ms <= :elapsed_ms
-      AND (d.next_attempt_at IS NULL OR d.next_attempt_at <= now())
-    ORDER BY p.jitter_ms, d.delivery_id
+    SELECT x.delivery_id
+    FROM unnest(CAST(:segments AS text[])) WITH ORDINALITY AS g(segment, ord)
+    CROSS JOIN LATERAL (
+        SELECT d.delivery_id
+        FROM delivery_plan p
+        JOIN deliveries d ON d.business_date = p.business_date AND d.advisor_id = p.advisor_id
+        WHERE p.business_date = :business_date AND p.shard = :shard AND p.segment = g.segment
+          AND d.status = 'queued' AND p.jitter_ms <= :elapsed_ms
+          AND (d.next_attempt_at IS NULL OR d.next_attempt_at <= now())
+        ORDER BY p.jitter_ms, d.delivery_id
+        LIMIT :limit
+        FOR UPDATE OF d SKIP LOCKED
+    ) x
     LIMIT :limit
-    FOR UPDATE OF d SKIP LOCKED
 )
 UPDATE deliveries d
 SET status = 'sending', attempts = d.attempts + 1, sending_at = now(), phone_number_id = :phone_number_id,
