@@ -210,7 +210,7 @@ class ShardSender:
             self.result.numbers_used.append(row.phone_number_id)
         self.number = row
         if self.bucket is None:
-            self.bucket = AdaptiveBucket(row.throughput_mps)
+            self.bucket = AdaptiveBucket(row.throughput_mps * config.SENDER_RATE_HEADROOM)
 
     def _heartbeat(self) -> int:
         with self.engine.begin() as conn:
@@ -340,7 +340,7 @@ class ShardSender:
             log.warning("%s: kill switch is on; stopping new sends", self.unit.label)
         self._resolve_number()
         live = self._heartbeat()
-        self.bucket.set_ceiling(self.number.throughput_mps / max(1, live))
+        self.bucket.set_ceiling(self.number.throughput_mps * config.SENDER_RATE_HEADROOM / max(1, live))
         now = time.monotonic()
         if now - self._last_number_check >= self.opt.number_check_s:
             self._last_number_check = now

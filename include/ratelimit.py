@@ -83,7 +83,7 @@ class AdaptiveBucket:
     def __init__(self, ceiling: float, clock=time.monotonic):
         self.ceiling = float(ceiling)
         self._clock = clock
-        self.bucket = TokenBucket(ceiling, max(1.0, ceiling * 0.1), clock)
+        self.bucket = TokenBucket(ceiling, max(1.0, ceiling * 0.02), clock)
         self._last_recover = clock()
         self.throttle_events = 0
         self._lock = None  # created lazily inside the running event loop
@@ -100,7 +100,7 @@ class AdaptiveBucket:
             return
         recovering = self.bucket.rate < self.ceiling * 0.999 and self.throttle_events > 0
         self.ceiling = ceiling
-        self.bucket.set_rate(min(self.bucket.rate, ceiling) if recovering else ceiling, max(1.0, ceiling * 0.1))
+        self.bucket.set_rate(min(self.bucket.rate, ceiling) if recovering else ceiling, max(1.0, ceiling * 0.02))
 
     def throttled(self) -> None:
         self.throttle_events += 1
