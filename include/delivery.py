@@ -186,6 +186,8 @@ class ShardSender:
         self._last_monitor = 0.0
         self._in_flight = 0
         self._policy_hit: WhatsAppError | None = None
+        self._cursor: dict[str, tuple[int, int]] = {}  # segment -> last (jitter_ms, advisor_id) claimed
+        self._last_rewind = time.monotonic()
         self._template_hit: tuple[str, str, WhatsAppError] | None = None
 
     # -- database helpers (sync SQLAlchemy, run in a thread so sends keep flowing) ------------------
@@ -224,9 +226,25 @@ class ShardSender:
 
     def _claim(self, limit: int) -> list:
         elapsed_ms = int((time.monotonic() - self.started) * 1000) if self.opt.jitter_honoured else 2**31 - 1
+        segments = list(self.unit.segments)
+        cursors = [self._cursor.get(seg, (-1, -1)) for seg in segments]
         with self.engine.begin() as conn:
-            return conn.execute(self._q("claim"), self._scope() | {
-                "elapsed_ms": elapsed_ms, "limit": limit, "phone_number_id": self.number.phone_number_id}).fetchall()
+            rows = conn.execute(self._q("claim"), self._scope() | {
+                "elapsed_ms": elapsed_ms, "limit": limit, "phone_number_id": self.number.phone_number_id,
+                "after_jitter": [c[0] for c in cursors], "after_advisor": [c[1] for c in cursors]}).fetchall()
+        for r in rows:  # move each group's keyset cursor past what was claimed
+            seg, jitter = getattr(r, "segment", None), getattr(r, "jitter_ms", None)
+            if seg is not None and jitter is not None:
+                self._cursor[seg] = max(self._cursor.get(seg, (-1, -1)), (jitter, r.advisor_id))
+        return rows
+
+    def _rewind(self) -> None:
+        """Start the cursors over (at most every few seconds): a row skipped while another transaction held
+        its lock, and never claimed since, is behind the cursor and would otherwise wait forever."""
+        now = time.monotonic()
+        if self._cursor and now - self._last_rewind >= 5.0:
+            self._cursor.clear()
+            self._last_rewind = now
 
     def _flush(self) -> None:
         outcomes, self.outcomes = self.outcomes, []
@@ -492,6 +510,8 @@ class ShardSender:
                         left = await self._db(self._remaining)
                         if left.queued == 0 and left.unresolved == 0:
                             break
+                        if left.queued:
+                            self._rewind()
                         if now >= deadline:
                             self.stop_reason = "deadline"
                             break
