@@ -21,7 +21,7 @@ from include.db import query
 log = logging.getLogger(__name__)
 
 FINAL_STATUSES = ["accepted", "sent", "delivered", "read", "failed", "skipped"]
-CLOCK_SKEW_S = -1.0  # webhook timestamps have 1-second resolution; accepted_at has microseconds
+CLOCK_SKEW_S = -2.0  # webhook timestamps have 1-second resolution; accepted_at is when our API call returned
 GX_COLUMNS = ["advisor_id", "planned", "outcome_rows", "accepted_sends", "status", "wamid", "error_code",
               "skip_reason", "accepted_at", "delivered_at", "read_at", "accepted_to_delivered_s",
               "delivered_to_read_s", "sent_to_dnc_or_opted_out", "dnc_source"]

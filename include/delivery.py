@@ -279,7 +279,7 @@ class ShardSender:
         self.outcomes.append({
             "delivery_id": row.delivery_id, "status": status, "wamid": wamid, "error_code": code,
             "error_title": error.title if error else None, "skip_reason": skip_reason, "latency_ms": latency_ms,
-            "next_attempt_at": next_attempt_at, "refund_attempt": 1 if refund else 0})
+            "next_attempt_at": next_attempt_at, "refund_attempt": 1 if refund else 0, "at": dt.datetime.now(dt.UTC)})
         if attempt_outcome:
             self.attempts.append({"business_date": self.unit.business_date, "advisor_id": row.advisor_id,
                                   "attempt_no": row.attempts, "phone_number_id": self.number.phone_number_id,

@@ -7,8 +7,10 @@ UPDATE canary_sends SET
     last_error_code = COALESCE(CAST(:error_code AS integer), last_error_code),
     skip_reason = CASE WHEN CAST(:status AS text) = 'skipped' THEN CAST(:skip_reason AS text) ELSE skip_reason END,
     api_latency_ms = COALESCE(CAST(:latency_ms AS integer), api_latency_ms),
-    accepted_at = CASE WHEN CAST(:status AS text) = 'accepted' THEN now() ELSE accepted_at END,
-    failed_at = CASE WHEN CAST(:status AS text) = 'failed' THEN now() ELSE failed_at END,
+    accepted_at = CASE WHEN CAST(:status AS text) = 'accepted' THEN coalesce(CAST(:at AS timestamptz), now())
+                       ELSE accepted_at END,
+    failed_at = CASE WHEN CAST(:status AS text) = 'failed' THEN coalesce(CAST(:at AS timestamptz), now())
+                     ELSE failed_at END,
     next_attempt_at = CAST(:next_attempt_at AS timestamptz),
     attempts = attempts - CAST(:refund_attempt AS int),
     updated_at = now()

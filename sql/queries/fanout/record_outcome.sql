@@ -1,4 +1,5 @@
--- Write one claimed row's outcome; only a row this sender holds ('sending') is changed.
+-- Write one claimed row's outcome; only a row this sender holds ('sending') is changed. :at is when the
+-- API answered (outcomes are written in batches, later): accepted_at must not trail the delivered webhook.
 UPDATE deliveries SET
     status = CAST(:status AS text),
     wamid = COALESCE(CAST(:wamid AS text), wamid),
@@ -7,8 +8,10 @@ UPDATE deliveries SET
     last_error_code = COALESCE(CAST(:error_code AS integer), last_error_code),
     skip_reason = CASE WHEN CAST(:status AS text) = 'skipped' THEN CAST(:skip_reason AS text) ELSE skip_reason END,
     api_latency_ms = COALESCE(CAST(:latency_ms AS integer), api_latency_ms),
-    accepted_at = CASE WHEN CAST(:status AS text) = 'accepted' THEN now() ELSE accepted_at END,
-    failed_at = CASE WHEN CAST(:status AS text) = 'failed' THEN now() ELSE failed_at END,
+    accepted_at = CASE WHEN CAST(:status AS text) = 'accepted' THEN coalesce(CAST(:at AS timestamptz), now())
+                       ELSE accepted_at END,
+    failed_at = CASE WHEN CAST(:status AS text) = 'failed' THEN coalesce(CAST(:at AS timestamptz), now())
+                     ELSE failed_at END,
     next_attempt_at = CAST(:next_attempt_at AS timestamptz),
     attempts = attempts - CAST(:refund_attempt AS int),
     updated_at = now()
