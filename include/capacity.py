@@ -115,18 +115,18 @@ def plan(engine: Engine, today: dt.date) -> dict:
 
 
 def render_html(result: dict) -> str:
-    from include.report import _lines
+    from include.report import line_chart
 
     hist = result["history"]
     labels = [str(h["month"])[:7] for h in hist]
     p = result["projection"]
     charts = "".join([
-        _lines("Eligible advisors per month", labels, {"advisors": [float(h["eligible_advisors"]) for h in hist]},
+        line_chart("Eligible advisors per month", labels, {"advisors": [float(h["eligible_advisors"]) for h in hist]},
                limit=p["capacity_per_window"], limit_label=f"5-min window capacity {p['capacity_per_window']:,}"),
-        _lines("Messages accepted per month", labels, {"messages": [float(h["messages_accepted"]) for h in hist]}),
-        _lines("Peak messages/s vs throughput", labels, {"peak msg/s": [float(h["peak_mps"]) for h in hist]},
+        line_chart("Messages accepted per month", labels, {"messages": [float(h["messages_accepted"]) for h in hist]}),
+        line_chart("Peak messages/s vs throughput", labels, {"peak msg/s": [float(h["peak_mps"]) for h in hist]},
                limit=float(result["throughput_mps"]), limit_label=f"{result['throughput_mps']} msg/s"),
-        _lines("Database size (MB)", labels, {"MB": [h["db_bytes"] / 1e6 for h in hist]}),
+        line_chart("Database size (MB)", labels, {"MB": [h["db_bytes"] / 1e6 for h in hist]}),
     ])
     return (f"<!doctype html><html><head><meta charset='utf-8'><title>Capacity plan</title></head><body>"
             f"<h1>Capacity plan</h1><p>{result['numbers']} numbers, {result['throughput_mps']} msg/s, "

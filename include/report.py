@@ -19,7 +19,7 @@ from include import config
 W, H, PAD = 640, 240, 40
 
 
-def _bars(title: str, items: list[tuple[str, float]], colour: str = "#2f6fb0", fmt: str = "{:,.0f}") -> str:
+def bar_chart(title: str, items: list[tuple[str, float]], colour: str = "#2f6fb0", fmt: str = "{:,.0f}") -> str:
     if not items:
         return f"<h3>{html.escape(title)}</h3><p class='muted'>no data</p>"
     top = max(v for _, v in items) or 1
@@ -39,7 +39,7 @@ def _bars(title: str, items: list[tuple[str, float]], colour: str = "#2f6fb0", f
     return "".join(parts)
 
 
-def _lines(title: str, x_labels: list[str], series: dict[str, list[float]], limit: float | None = None,
+def line_chart(title: str, x_labels: list[str], series: dict[str, list[float]], limit: float | None = None,
            limit_label: str = "") -> str:
     if not x_labels:
         return f"<h3>{html.escape(title)}</h3><p class='muted'>no data</p>"
@@ -135,14 +135,14 @@ td,th{{border:1px solid #ddd;padding:4px 8px;font-size:13px;text-align:right}}td
 <span class="kpi"><b>{o['latency_p50_s']} / {o['latency_p95_s']} s</b>latency p50 / p95</span>
 <span class="kpi"><b>{o.get('api_p95_latency_ms')} ms</b>API p95</span>
 </div>
-{_bars("Delivery funnel", funnel)}
-{_lines("Send rate per minute vs the numbers' limit", minutes,
+{bar_chart("Delivery funnel", funnel)}
+{line_chart("Send rate per minute vs the numbers' limit", minutes,
         {"API calls": [float(v) for v in per_minute.get("attempts", [])],
          "accepted": [float(v) for v in per_minute.get("accepted", [])]}, limit=limit_mps * 60,
         limit_label=f"limit {limit_mps * 60:,.0f}/min")}
-{_bars("Accepted-to-delivered latency", latency_histogram(outcomes), colour="#2a9d55")}
-{_bars("Failures and skips by reason", failures_by_reason(outcomes), colour="#c2410c")}
-{_lines(f"{config.REPORT_TREND_DAYS}-day trend", trend_labels,
+{bar_chart("Accepted-to-delivered latency", latency_histogram(outcomes), colour="#2a9d55")}
+{bar_chart("Failures and skips by reason", failures_by_reason(outcomes), colour="#c2410c")}
+{line_chart(f"{config.REPORT_TREND_DAYS}-day trend", trend_labels,
         {k: [float(v) for v in trend[k]] for k in ("planned", "delivered", "failed")} if len(trend) else {})}
 {table("By segment", kpis["by_segment"])}
 {table("By sending number", kpis["by_number"])}
