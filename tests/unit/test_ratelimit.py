@@ -15,12 +15,12 @@ def test_backs_off_on_throttling_and_recovers_to_the_ceiling():
     b = AdaptiveBucket(100, clock)
     assert b.rate == 100
     b.throttled()
-    assert b.rate == 70 and b.bucket.tokens == 0
+    assert b.rate == 90 and b.bucket.tokens == 0
     b.throttled()
-    assert b.rate == 49
+    assert b.rate == 81
     clock.t += 1.0
     b._recover()
-    assert b.rate == 59
+    assert b.rate == 91
     clock.t += 10.0
     b._recover()
     assert b.rate == 100  # never above the ceiling
@@ -44,4 +44,4 @@ def test_a_new_share_applies_at_once_unless_recovering():
     assert b.rate == 50
     b.throttled()
     b.set_ceiling(100)
-    assert b.rate == 35 and b.ceiling == 100  # still recovering: keeps the lower rate
+    assert b.rate == 45 and b.ceiling == 100  # still recovering: keeps the lower rate
