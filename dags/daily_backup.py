@@ -20,7 +20,7 @@ def daily_backup():
 
     @task
     def backup_app_db() -> dict:
-        return m.run_backup(get_current_context(), "daily")
+        return m.run_backup(get_current_context(), "daily", "daily_backup")
 
     @task
     def verify_backup_restore(backup: dict) -> dict:

@@ -47,7 +47,7 @@ def weekly_maintenance():
 
     @task
     def backup_app_db() -> dict:
-        return m.run_backup(get_current_context(), "weekly")
+        return m.run_backup(get_current_context(), "weekly", "weekly_maintenance")
 
     @task
     def verify_backup_restore(backup: dict) -> dict:

@@ -130,6 +130,19 @@ def post(alert: Alert, conn_id: str = config.SLACK_CONN_ID) -> bool:
         return False
 
 
+def post_once(engine, business_date, key: str, alert: Alert) -> bool:
+    """Post `alert` only the first time `key` is raised for the business date, however many processes
+    or runs see the condition (recorded in `alerts_raised`). Returns whether it was posted."""
+    from include.db import query
+
+    with engine.begin() as conn:
+        first = conn.execute(query("fanout/raise_alert_once"), {"business_date": business_date,
+                                                                 "alert_key": key}).fetchone()
+    if first:
+        post(alert)
+    return bool(first)
+
+
 def alert(severity: Severity | str, title: str, facts: Mapping[str, Any] | None = None,
           context: Mapping[str, Any] | None = None, details: Sequence[str] = ()) -> Alert:
     """Build and post an alert for the running task (context from get_current_context() if omitted)."""

@@ -24,7 +24,7 @@ import httpx
 from sqlalchemy.engine import Engine
 
 from include import config, numbers, templates
-from include.alerting import Alert, RunRef, Severity, post
+from include.alerting import Alert, RunRef, Severity, post, post_once
 from include.db import query
 from include.ops_controls import is_sending_paused
 from include.phones import mask_phone
@@ -264,11 +264,7 @@ class ShardSender:
             return conn.execute(self._q("remaining"), self._scope()).one()
 
     def _alert_once(self, key: str, alert: Alert) -> None:
-        with self.engine.begin() as conn:
-            first = conn.execute(query("fanout/raise_alert_once"), {
-                "business_date": self.unit.business_date, "alert_key": key}).fetchone()
-        if first:
-            post(alert)
+        post_once(self.engine, self.unit.business_date, key, alert)
 
     # -- outcomes -------------------------------------------------------------------------------
     def _outcome(self, row, status: str, *, wamid=None, error: WhatsAppError | None = None, skip_reason=None,

@@ -80,14 +80,14 @@ def run_clean_airflow_metadata(context: dict) -> dict:
     return _done(r, context, "weekly_maintenance")
 
 
-def run_backup(context: dict, kind: str) -> dict:
+def run_backup(context: dict, kind: str, dag_id: str) -> dict:
     from include.backups import take_backup
 
     out = take_backup(_engine(), kind)
     r = CheckResult("backup", summary=f"{kind} backup {out['backup_id']}: {out['bytes'] / 1e6:.1f} MB, "
                                       f"sha256 {out['sha256'][:12]}…")
     r.facts.update(out)
-    return _done(r, context, f"{kind}_maintenance" if kind == "weekly" else "daily_backup")
+    return _done(r, context, dag_id)
 
 
 def run_verify_backup(backup: dict, context: dict, dag_id: str) -> dict:

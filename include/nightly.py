@@ -320,6 +320,7 @@ def run_check_approval_backlog(context: dict) -> dict:
 
 
 def run_validate_templates(context: dict) -> dict:
+    """Template findings (P1 backup switch, P0 none) reach Slack in the window summary, which pages on them."""
     from include.checks import finish
     from include.pre_delivery import template_check
     from include.whatsapp import WhatsAppHook
@@ -327,9 +328,6 @@ def run_validate_templates(context: dict) -> dict:
     engine, day = _engine(), window_date(context)
     with WhatsAppHook().get_conn() as client:
         result, chosen = template_check(engine, client)
-    if not result.ok:  # alert tonight, while there is time to fix it; 05:50 re-validates
-        post(Alert(result.severity, f"Template validation for {day}: {result.summary}",
-                   {f"template[{k}]": v for k, v in chosen.items()}, RunRef.from_context(context), result.items))
     return finish(engine, result, day, context, DAG_ID) | {"chosen_templates": chosen}
 
 

@@ -17,7 +17,7 @@ from typing import Any
 from sqlalchemy.engine import Engine
 
 from include import config
-from include.alerting import Alert, RunRef, Severity, post, worst
+from include.alerting import Alert, RunRef, Severity, post, post_once, worst
 from include.checks import CheckResult
 from include.db import query
 from include.platform_limits import THROUGHPUT_MPS
@@ -36,15 +36,6 @@ def checkpoint_for(local_time: dt.time) -> str:
         if (local_time.hour, local_time.minute) >= (h, m):
             chosen = cp
     return chosen
-
-
-def _alert_once(engine: Engine, business_date: dt.date, key: str, alert: Alert) -> bool:
-    with engine.begin() as conn:
-        first = conn.execute(query("fanout/raise_alert_once"), {"business_date": business_date,
-                                                                 "alert_key": key}).fetchone()
-    if first:
-        post(alert)
-    return bool(first)
 
 
 # -- every checkpoint -----------------------------------------------------------------------------------
@@ -82,7 +73,7 @@ def threshold_alerts(engine: Engine, business_date: dt.date, kpis: dict, checkpo
             result.escalate(Severity.P2, f"delivery rate {rate:.2%} below the warning "
                                          f"{config.DELIVERY_RATE_WARNING:.0%}")
         if not result.ok:
-            _alert_once(engine, business_date, f"delivery-rate:{checkpoint}", Alert(
+            post_once(engine, business_date, f"delivery-rate:{checkpoint}", Alert(
                 result.severity, f"Delivery rate {rate:.2%} for {business_date} at {checkpoint}",
                 {"delivered": o["delivered"], "planned": o["planned"], "skipped": o["skipped"],
                  "failed by code": o["failed_by_error_code"]}, ref))
@@ -94,7 +85,7 @@ def threshold_alerts(engine: Engine, business_date: dt.date, kpis: dict, checkpo
         msg = (f"opt-out spike: {spike.last_5min} in 5 min (limit {config.OPT_OUT_SPIKE_COUNT_5MIN}), "
                f"{share:.1%} of the last {spike.recent_sends} sends (limit {config.OPT_OUT_SPIKE_RATIO_LAST_100:.0%})")
         result.escalate(Severity.P1, msg)
-        _alert_once(engine, business_date, f"opt-out-spike:{checkpoint}", Alert(
+        post_once(engine, business_date, f"opt-out-spike:{checkpoint}", Alert(
             Severity.P1, f"Opt-out spike on {business_date}", {"detail": msg}, ref))
     result.summary = "within thresholds" if result.ok else "; ".join(result.items)
     return result

@@ -5,7 +5,7 @@ import datetime as dt
 
 import sqlalchemy as sa
 
-from include import demo_world
+from include import content, demo_world, planning
 
 DAY = dt.date(2026, 11, 23)
 
@@ -41,3 +41,29 @@ def scalar(engine, sql: str, **params):
 def rows(engine, sql: str, **params):
     with engine.connect() as conn:
         return conn.execute(sa.text(sql), params).fetchall()
+
+
+def planned_world(engine, advisors=200, research_digits="12345"):
+    seed(engine, advisors=advisors)
+    with engine.begin() as c:
+        # A few recipients become research-mode numbers with fixed outcomes.
+        for i, digit in enumerate(research_digits):
+            c.execute(sa.text("UPDATE advisors SET phone_e164 = :p WHERE advisor_id = (SELECT advisor_id FROM "
+                              "eligible_advisors ORDER BY advisor_id OFFSET :o LIMIT 1)"),
+                      {"p": f"+91990000{i:03d}{digit}", "o": i * 7})
+    make_ready(engine)
+    content.assign_content(engine, DAY)
+    planning.build_plan(engine, DAY, {"en": "daily_pack_v1", "hi": "daily_pack_hi_v1"}, jitter_window_s=5)
+    return scalar(engine, "SELECT count(*) FROM delivery_plan")
+
+
+def send_everything(engine, sandbox):
+    """Queue the day's plan and run every sender unit (the mapped send_shard bodies), jitter off."""
+    from include.delivery import SenderOptions, prepare_fanout, send_unit
+    from include.whatsapp import WhatsAppSettings
+    from tests.support import TEST_TOKEN
+
+    settings = WhatsAppSettings(base_url=sandbox.url, access_token=TEST_TOKEN, waba_id="200000000000001")
+    for unit in prepare_fanout(engine, DAY):
+        send_unit(engine, settings, unit, SenderOptions(jitter_honoured=False,
+                                                        evidence_url=f"{sandbox.url}/_sandbox/ledger"))

@@ -4,8 +4,7 @@ import sqlalchemy as sa
 
 import pytest
 
-from include import content, planning
-from tests.world import DAY, make_ready, rows, scalar, seed
+from tests.world import DAY, planned_world, rows, scalar
 
 pytestmark = pytest.mark.e2e
 CONF = {"business_date": str(DAY), "honour_jitter": False}
@@ -18,20 +17,6 @@ def dag():
     from tests.support import ROOT
 
     return DagBag(dag_folder=str(ROOT / "dags" / "delivery_fanout.py")).get_dag("delivery_fanout")
-
-
-def planned_world(engine, advisors=200, research_digits="12345"):
-    seed(engine, advisors=advisors)
-    with engine.begin() as c:
-        # A few recipients become research-mode numbers with fixed outcomes.
-        for i, digit in enumerate(research_digits):
-            c.execute(sa.text("UPDATE advisors SET phone_e164 = :p WHERE advisor_id = (SELECT advisor_id FROM "
-                              "eligible_advisors ORDER BY advisor_id OFFSET :o LIMIT 1)"),
-                      {"p": f"+91990000{i:03d}{digit}", "o": i * 7})
-    make_ready(engine)
-    content.assign_content(engine, DAY)
-    planning.build_plan(engine, DAY, {"en": "daily_pack_v1", "hi": "daily_pack_hi_v1"}, jitter_window_s=5)
-    return scalar(engine, "SELECT count(*) FROM delivery_plan")
 
 
 def assert_no_duplicates_and_nothing_lost(engine, sandbox):

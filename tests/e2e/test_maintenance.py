@@ -10,7 +10,7 @@ import time
 import pytest
 import sqlalchemy as sa
 
-from tests.world import DAY, make_ready, rows, scalar, seed
+from tests.world import DAY, make_ready, planned_world, rows, scalar, seed, send_everything
 
 pytestmark = pytest.mark.e2e
 
@@ -39,9 +39,6 @@ def data_dir(tmp_path, monkeypatch):
 
 def sent_world(engine, sandbox):
     """A delivered morning: 80 advisors planned and sent through the real sender."""
-    from tests.e2e.test_webhooks_and_post_delivery import send_everything
-    from tests.e2e.test_delivery_fanout import planned_world
-
     planned_world(engine, advisors=80, research_digits="")
     send_everything(engine, sandbox)
 

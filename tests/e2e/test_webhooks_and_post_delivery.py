@@ -9,9 +9,8 @@ import httpx
 import pytest
 import sqlalchemy as sa
 
-from tests.e2e.test_delivery_fanout import planned_world
 from tests.support import TEST_APP_SECRET, TEST_VERIFY_TOKEN, ReceiverServer
-from tests.world import DAY, rows, scalar
+from tests.world import DAY, planned_world, rows, scalar, send_everything
 
 pytestmark = pytest.mark.e2e
 
@@ -34,18 +33,6 @@ def status_body(wamid="wamid.TEST1", status="delivered", ts="1763870000", key=No
         item["biz_opaque_callback_data"] = key
     return json.dumps({"object": "whatsapp_business_account", "entry": [{"id": "200000000000001", "changes": [
         {"field": "messages", "value": {"messaging_product": "whatsapp", "statuses": [item]}}]}]}).encode()
-
-
-def send_everything(engine, sandbox):
-    """Queue the day's plan and run every sender unit (the mapped send_shard bodies), jitter off."""
-    from include.delivery import SenderOptions, prepare_fanout, send_unit
-    from include.whatsapp import WhatsAppSettings
-    from tests.support import TEST_TOKEN
-
-    settings = WhatsAppSettings(base_url=sandbox.url, access_token=TEST_TOKEN, waba_id="200000000000001")
-    for unit in prepare_fanout(engine, DAY):
-        send_unit(engine, settings, unit, SenderOptions(jitter_honoured=False,
-                                                        evidence_url=f"{sandbox.url}/_sandbox/ledger"))
 
 
 def wait_events(engine, n, timeout=20.0):

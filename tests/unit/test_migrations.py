@@ -75,3 +75,16 @@ def test_named_queries_load_and_cannot_escape_sql_dir():
         db.query("does/not_exist")
     with pytest.raises(ValueError, match="escapes"):
         db.query("../migrations/0001_core_schema")
+
+
+def test_canary_outcome_queries_stay_in_step_with_the_fan_out_ones():
+    """The canary runs the fan-out's sender over `canary_sends`; its outcome-writing SQL must be the same
+    statement on the other table (the :at fix once had to be made in both)."""
+    from include.db import QUERIES_DIR
+
+    def body(path):
+        return [line for line in path.read_text().splitlines() if not line.startswith("--")]
+
+    for name in ("record_outcome", "resolve_unknown"):
+        fanout = [line.replace("UPDATE deliveries", "UPDATE canary_sends") for line in body(QUERIES_DIR / "fanout" / f"{name}.sql")]
+        assert body(QUERIES_DIR / "canary" / f"{name}.sql") == fanout, name
