@@ -31,3 +31,61 @@ def write_result(name: str, figures: dict) -> Path:
     print(json.dumps(doc, indent=2, default=str))
     print(f"written {path}")
     return path
+
+
+class CpuMeter:
+    """CPU seconds spent by process trees while a benchmark runs, by label (e.g. sandbox, postgres).
+
+    Samples every `interval` s and keeps each process's last reading, so short-lived children (a
+    PostgreSQL backend that exits with its pool) still count up to their last sample."""
+
+    def __init__(self, roots: dict[str, int], interval: float = 0.25):
+        import threading
+
+        import psutil
+
+        self._psutil = psutil
+        self.roots = roots
+        self.interval = interval
+        self._seen: dict[int, tuple[str, float]] = {}
+        self._base: dict[int, float] = {}
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, daemon=True)
+
+    def _sample(self, baseline: bool = False) -> None:
+        ps = self._psutil
+        for label, pid in self.roots.items():
+            try:
+                root = ps.Process(pid)
+                procs = [root, *root.children(recursive=True)]
+            except ps.Error:
+                continue
+            for p in procs:
+                try:
+                    t = p.cpu_times()
+                except ps.Error:
+                    continue
+                used = t.user + t.system
+                if baseline:
+                    self._base[p.pid] = used
+                self._seen[p.pid] = (label, used)
+
+    def _loop(self) -> None:
+        while not self._stop.wait(self.interval):
+            self._sample()
+
+    def __enter__(self) -> CpuMeter:
+        self._sample(baseline=True)
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join()
+        self._sample()
+
+    def seconds(self) -> dict[str, float]:
+        out: dict[str, float] = {label: 0.0 for label in self.roots}
+        for pid, (label, used) in self._seen.items():
+            out[label] += used - self._base.get(pid, 0.0)
+        return {k: round(v, 1) for k, v in out.items()}

@@ -1,5 +1,7 @@
 """Delivery fan-out at scale against the sandbox, the way the LocalExecutor runs it: each mapped
-`send_shard` unit in its own process, at most PARALLELISM at a time.
+`send_shard` unit in its own process, at most PARALLELISM at a time, forked from a warm parent that
+has Airflow imported (as the executor's supervisor forks task processes); each task process still
+imports the sender's own modules inside the measured wall time.
 
 Setups: 5 numbers x 80 msg/s (ceiling 400/s) and 1 number x 1,000 msg/s (ceiling 1,000/s), for
 N = 1k, 10k, 100k advisors. Beside it, a naive baseline: one synchronous request at a time per shard.
@@ -21,10 +23,8 @@ from pathlib import Path
 import httpx
 import sqlalchemy as sa
 
-from bench.common import write_result
+from bench.common import CpuMeter, write_result
 from bench.support import app_database
-from include import content, demo_world, planning
-from include.whatsapp import build_template_message
 from tests.support import TEST_TOKEN, SandboxProcess
 
 DAY = dt.date(2026, 11, 23)
@@ -39,10 +39,34 @@ def _send(args):
     from include.whatsapp import WhatsAppSettings
 
     settings = WhatsAppSettings(base_url=sandbox_url, access_token=TEST_TOKEN, waba_id="200000000000001")
+    profile_dir = os.environ.get("BENCH_PROFILE")  # a cProfile dump per unit, to see where a sender's CPU goes
+    if profile_dir:
+        import cProfile
+
+        prof = cProfile.Profile(time.thread_time)  # CPU of the event-loop thread, not wall time
+        prof.enable()
+    cpu0 = time.process_time()
     result = send_unit(get_engine(db_url), settings, unit,
                        SenderOptions(jitter_honoured=False, evidence_url=f"{sandbox_url}/_sandbox/ledger"))
+    if profile_dir:
+        prof.disable()
+        prof.dump_stats(os.path.join(profile_dir, f"sender-{unit['shard']}-{unit['segment']}.prof"))
+    result["cpu_s"] = time.process_time() - cpu0
     result["peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
     return result
+
+
+def _executor_context():
+    """Task processes as Airflow 3's LocalExecutor makes them: forked from a long-lived supervisor with
+    Airflow, SQLAlchemy and httpx already imported (started here before any timing), not fresh
+    interpreters. aiohttp and include.* are imported by each task process, inside the wall time."""
+    ctx = multiprocessing.get_context("forkserver")
+    ctx.set_forkserver_preload(["airflow.sdk", "sqlalchemy", "httpx", "psutil", "bench.common", "bench.support",
+                                "tests.support"])
+    from multiprocessing import forkserver
+
+    forkserver.ensure_running()
+    return ctx
 
 
 def _configure_numbers(engine, sandbox, setup: str) -> int:
@@ -61,6 +85,8 @@ def _configure_numbers(engine, sandbox, setup: str) -> int:
 def _naive(sandbox_url: str, engine, seconds: float) -> float:
     """One synchronous request at a time per shard, no pooling tricks, time-boxed: accepted msg/s."""
     import threading
+
+    from include.whatsapp import build_template_message
 
     with engine.connect() as c:
         by_number = {}
@@ -91,10 +117,12 @@ def _naive(sandbox_url: str, engine, seconds: float) -> float:
     return accepted / (time.monotonic() - t0)
 
 
-def run_case(n: int, setup: str, latency_ms: float, naive_seconds: float) -> dict:
+def run_case(n: int, setup: str, latency_ms: float, naive_seconds: float, mp_context) -> dict:
+    from include import content, demo_world, planning
+
     sb = SandboxProcess(Path(tempfile.mkdtemp()))
     try:
-        with app_database() as (_pg, engine, url):
+        with app_database() as (pg, engine, url):
             demo_world.seed_world(engine, advisors=n, today=DAY)
             sb.configure(messaging_tier="TIER_UNLIMITED")
             ceiling = _configure_numbers(engine, sb, setup)
@@ -107,10 +135,13 @@ def run_case(n: int, setup: str, latency_ms: float, naive_seconds: float) -> dic
             t0 = time.perf_counter()
             enqueue(engine, DAY)
             units = units_for(engine, DAY)
-            spawn = multiprocessing.get_context("spawn")  # like the executor: fresh processes, no shared sockets
-            with ProcessPoolExecutor(PARALLELISM, mp_context=spawn) as pool:
+            t_queued = time.perf_counter() - t0
+            postmaster = int((pg.data_dir / "postmaster.pid").read_text().split()[0])
+            with CpuMeter({"sandbox": sb.proc.pid, "postgres": postmaster}) as cpu, \
+                    ProcessPoolExecutor(PARALLELISM, mp_context=mp_context) as pool:
                 results = list(pool.map(_send, [(url, sb.url, u) for u in units]))
             wall = time.perf_counter() - t0
+            cpu_s = {"senders": round(sum(r["cpu_s"] for r in results), 1), **cpu.seconds()}
             with engine.connect() as c:
                 accepted, first, last = c.execute(sa.text(
                     "SELECT count(*), min(accepted_at), max(accepted_at) FROM deliveries "
@@ -133,15 +164,20 @@ def run_case(n: int, setup: str, latency_ms: float, naive_seconds: float) -> dic
                 "fits_5_min_window": wall <= 300,
                 "peak_sender_rss_mb": max(r["peak_rss_mb"] for r in results),
                 "responses_130429": stats["counters"].get("throttled", 0),
+                "sandbox_gc_pause_max_ms": stats["counters"].get("gc_pause_max_ms", 0),
                 "duplicates_in_ledger": len(stats["duplicate_recipient_days"])
                 + len(stats["duplicate_idempotency_keys"]),
                 "naive_msgs_per_s": None if naive_rate is None else round(naive_rate, 1),
                 "speedup_vs_naive": None if not naive_rate else round(achieved / naive_rate, 1),
                 "sandbox_latency_ms_median": latency_ms,
+                "enqueue_s": round(t_queued, 2),
                 "unit_elapsed_s_max": max(r["elapsed_s"] for r in results),
                 "unknown_outcomes": sum(r["unknown"] for r in results),
                 "reconciled_accepted": sum(r["reconciled_accepted"] for r in results),
                 "retried": sum(r["retried"] for r in results),
+                # Where the two cores went while sending, and that per 1,000 messages.
+                "cpu_s": cpu_s, "cpu_busy_ratio": round(sum(cpu_s.values()) / (wall * (os.cpu_count() or 1)), 2),
+                "cpu_ms_per_msg": {k: round(v * 1000 / max(1, accepted), 2) for k, v in cpu_s.items()},
             }
     finally:
         sb.stop()
@@ -155,9 +191,10 @@ def main(argv=None) -> dict:
     p.add_argument("--naive-seconds", type=float, default=15.0)
     args = p.parse_args(argv)
     cases = []
+    mp_context = _executor_context()
     for setup in args.setups.split(","):
         for n in (int(x) for x in args.sizes.split(",")):
-            case = run_case(n, setup, args.latency_ms, args.naive_seconds)
+            case = run_case(n, setup, args.latency_ms, args.naive_seconds, mp_context)
             print(case, flush=True)
             cases.append(case)
     big = [c for c in cases if c["advisors"] >= 10_000]

@@ -45,3 +45,35 @@ def test_a_new_share_applies_at_once_unless_recovering():
     b.throttled()
     b.set_ceiling(100)
     assert b.rate == 45 and b.ceiling == 100  # still recovering: keeps the lower rate
+
+
+def test_take_hands_out_banked_tokens_in_batches_and_caps_the_bank():
+    clock = Clock()
+    b = AdaptiveBucket(1000, clock)
+    assert b.take(1000) == int(1000 * AdaptiveBucket.BURST_S)  # starts with one burst window banked
+    assert b.take(10) == 0 and 0 < b.wait_time() <= 0.001
+    clock.t += 0.0105
+    assert b.take(100) == 10  # 10.5 ms at 1,000/s; the half token stays banked
+    clock.t += 5.0  # a loop that slept long catches up by at most the burst window, never 5 s of tokens
+    assert b.take(10_000) == int(1000 * AdaptiveBucket.BURST_S)
+
+
+def test_batch_pacing_never_exceeds_the_rate():
+    clock = Clock()
+    b = AdaptiveBucket(80, clock)
+    taken = 0
+    for _ in range(1000):  # 10 s in uneven wake-ups of 3..17 ms, as a busy event loop wakes
+        clock.t += 0.003 + (_ % 8) * 0.002
+        taken += b.take(50)
+    elapsed = clock.t - 1000.0
+    assert taken <= 80 * elapsed + b.bucket.capacity + 1
+    assert taken >= 80 * elapsed - 2  # and loses nothing to coarse wake-ups
+
+
+def test_take_after_throttling_waits_for_new_tokens():
+    clock = Clock()
+    b = AdaptiveBucket(100, clock)
+    b.throttled()
+    assert b.take(5) == 0
+    clock.t += 0.045
+    assert b.take(100) == 4  # 45 ms at the cut rate of 90/s
