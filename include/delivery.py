@@ -569,7 +569,8 @@ class ShardSender:
                     if pending is not None:
                         try:
                             rows = await pending
-                        except Exception:  # already failing; the rows stay 'sending' and are reconciled
+                        except Exception:  # its rows stay 'sending' and are reconciled on the next run
+                            log.exception("%s: a claim or control tick failed while stopping", self.unit.label)
                             rows = None
                         if pending is claim and rows:
                             ready.extend(rows)
