@@ -48,6 +48,7 @@ class Unit:
     business_date: dt.date
     shard: int
     segments: tuple[str, ...]
+    peers: int = 1  # units planned on this shard's number, this one included
 
     @property
     def segment(self) -> str:
@@ -59,12 +60,13 @@ class Unit:
 
     def as_dict(self) -> dict:
         return {"business_date": self.business_date.isoformat(), "shard": self.shard,
-                "segments": list(self.segments), "segment": self.segment}
+                "segments": list(self.segments), "segment": self.segment, "peers": self.peers}
 
     @classmethod
     def from_dict(cls, d: dict) -> Unit:
         segments = d.get("segments") or str(d["segment"]).split("+")
-        return cls(dt.date.fromisoformat(d["business_date"]), int(d["shard"]), tuple(str(x) for x in segments))
+        return cls(dt.date.fromisoformat(d["business_date"]), int(d["shard"]), tuple(str(x) for x in segments),
+                   int(d.get("peers") or 1))
 
 
 @dataclass
@@ -144,7 +146,7 @@ def units_for(engine: Engine, business_date: dt.date, max_units: int = config.MA
         number = r.display_phone or "no number"
         groups = [(seg,) for seg in r.segments] if (r.throughput_mps or 0) >= split_mps else [tuple(r.segments)]
         for segs in groups:
-            unit = Unit(business_date, r.shard, segs).as_dict()
+            unit = Unit(business_date, r.shard, segs, peers=len(groups)).as_dict()
             unit.update(number=number, open_rows=sum(n for seg, n in zip(r.segments, r.open_rows, strict=True)
                                                      if seg in segs))
             units.append(unit)
@@ -213,7 +215,7 @@ class ShardSender:
             self.result.numbers_used.append(row.phone_number_id)
         self.number = row
         if self.bucket is None:
-            self.bucket = AdaptiveBucket(row.throughput_mps * config.SENDER_RATE_HEADROOM)
+            self.bucket = AdaptiveBucket(row.throughput_mps * config.SENDER_RATE_HEADROOM / self.unit.peers)
 
     def _heartbeat(self) -> int:
         with self.engine.begin() as conn:
@@ -377,6 +379,9 @@ class ShardSender:
             log.warning("%s: kill switch is on; stopping new sends", self.unit.label)
         self._resolve_number()
         live = self._heartbeat()
+        if time.monotonic() - self.started < config.SENDER_PEER_GRACE_S:
+            # Peers planned on this number may not have started (or heartbeated) yet: do not take their share.
+            live = max(live, self.unit.peers)
         self.bucket.set_ceiling(self.number.throughput_mps * config.SENDER_RATE_HEADROOM / max(1, live))
         now = time.monotonic()
         if now - self._last_number_check >= self.opt.number_check_s:
@@ -493,8 +498,9 @@ class ShardSender:
         threads beside it (a token never waits for a database round trip)."""
         await self._db(self._resolve_number)
         await self._db(self._reconcile)
+        await self._db(self._control)  # the lease is live (peers see this sender) before the first send
         deadline = self.started + self.opt.hard_deadline_s
-        next_control = 0.0
+        next_control = time.monotonic() + self.opt.control_tick_s
         control: asyncio.Task | None = None
         claim: asyncio.Task | None = None
         claimed_nothing = False

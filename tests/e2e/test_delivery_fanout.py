@@ -88,6 +88,31 @@ def _send_all(engine, sandbox, parallel=False, **kw):
         return list(pool.map(lambda u: send_unit(engine, _settings(sandbox), u, _options(sandbox, **kw)), units))
 
 
+def test_a_fast_number_gets_one_unit_per_segment_sharing_its_rate_from_the_first_send(app_db, sandbox):
+    """A 1,000 msg/s number is fed by one unit per segment group; each starts at its planned share, not the
+    whole number, even before its peers have heartbeated (early starters would otherwise draw 130429s)."""
+    from include import config
+    from include.delivery import ShardSender, Unit
+
+    planned_world(app_db, advisors=200, research_digits="")
+    with app_db.begin() as c:
+        c.execute(sa.text("UPDATE sending_numbers SET throughput_mps = 1000 WHERE shard = 0 AND role = 'primary'"))
+    units = [u for u in _all_units(app_db) if u["shard"] == 0]
+    assert len(units) == len(config.SEGMENTS) and {u["peers"] for u in units} == {len(units)}
+    assert [u["segments"] for u in units] == [[s] for s in config.SEGMENTS]  # in send order
+
+    sender = ShardSender(app_db, _settings(sandbox), Unit.from_dict(units[0]), _options(sandbox))
+    sender._resolve_number()
+    share = 1000 * config.SENDER_RATE_HEADROOM / len(units)
+    assert sender.bucket.ceiling == pytest.approx(share)
+    sender._control()  # alone on the number so far, but inside the grace period
+    assert sender.bucket.ceiling == pytest.approx(share)
+    sender.started -= config.SENDER_PEER_GRACE_S + 1  # peers that never came: take the whole number
+    sender._control()
+    assert sender.bucket.ceiling == pytest.approx(1000 * config.SENDER_RATE_HEADROOM)
+    sender._release()
+
+
 def test_crash_mid_batch_then_retry_sends_nobody_twice_and_loses_nobody(app_db, sandbox, pg_server, tmp_path):
     import os
     import signal
