@@ -1,0 +1,174 @@
+"""The fan-out through the real scheduler: `make run`'s stack (embedded PostgreSQL, the sandbox with its
+webhooks going to the receiver plugin, Airflow's api-server, scheduler, dag-processor and triggerer;
+LocalExecutor with 6 slots) and one `delivery_fanout` run triggered through the REST API.
+
+bench.fanout runs the sender units the way the executor does, with the scheduler left out; this one
+measures what an operator sees in the UI: the DAG run from `queued_at` to `end_date`, and where the
+time went (scheduling, prepare_send_queue, the mapped send_shard tasks, validate_delivery_sla).
+
+    .venv/bin/python -m bench.fanout_dag [--advisors 10000] [--setup 5x80] [--latency-ms 30]
+"""
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import os
+import re
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+import sqlalchemy as sa
+
+from bench.common import CpuMeter, write_result
+from tests.support import ROOT, free_port
+
+TEMPLATES = {"en": "daily_pack_v1", "hi": "daily_pack_hi_v1"}
+
+
+class _Admin:
+    """What bench.fanout._configure_numbers needs of a sandbox: its admin client."""
+
+    def __init__(self, url: str):
+        self.admin = httpx.Client(base_url=url, timeout=10)
+
+
+def _start_stack(data_dir: Path, advisors: int, timeout_s: float = 600) -> tuple[subprocess.Popen, dict]:
+    api_port, sandbox_port = free_port(), free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW", "FA_"))}
+    env.update(AIRFLOW_PORT=str(api_port), SANDBOX_PORT=str(sandbox_port), PYTHONPATH=str(ROOT),
+               AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT=str(free_port()),
+               AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT=str(free_port()),
+               AIRFLOW__SCHEDULER__SCHEDULER_HEALTH_CHECK_SERVER_PORT=str(free_port()))
+    proc = subprocess.Popen([sys.executable, "-m", "include.devstack.stack", "run", "--advisors", str(advisors),
+                             "--data-dir", str(data_dir)], cwd=ROOT, env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    lines, deadline = [], time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        line = proc.stdout.readline()
+        if not line:
+            break
+        lines.append(line)
+        if "Stop with Ctrl-C" in line:
+            out = "".join(lines)
+            password = re.search(r"login: admin / (\S+)", out).group(1)
+            return proc, {"api": f"http://127.0.0.1:{api_port}", "sandbox": f"http://127.0.0.1:{sandbox_port}",
+                          "password": password}
+    _stop_stack(proc)
+    raise RuntimeError("the stack did not come up:\n" + "".join(lines[-40:]))
+
+
+def _stop_stack(proc: subprocess.Popen) -> None:
+    try:
+        os.killpg(proc.pid, signal.SIGINT)
+        proc.wait(timeout=90)
+    except (ProcessLookupError, subprocess.TimeoutExpired):
+        os.killpg(proc.pid, signal.SIGKILL)
+
+
+def _ts(value: str | None) -> dt.datetime | None:
+    return dt.datetime.fromisoformat(value.replace("Z", "+00:00")) if value else None
+
+
+def run(advisors: int, setup: str, latency_ms: float) -> dict:
+    from bench.fanout import _configure_numbers
+    from include import content, db, planning
+    from include.dates import ist_today
+    from include.devstack.pg import EmbeddedPostgres
+
+    data_dir = Path(tempfile.mkdtemp(prefix="fa-bench-dag-"))
+    proc, urls = _start_stack(data_dir, advisors)
+    try:
+        pg = EmbeddedPostgres(data_dir / "pg")
+        engine = db.get_engine(pg.url("app"))
+        day = ist_today()
+        sandbox = _Admin(urls["sandbox"])
+        sandbox.admin.post("/_sandbox/config", json={"messaging_tier": "TIER_UNLIMITED"}).raise_for_status()
+        ceiling = _configure_numbers(engine, sandbox, setup)
+        content.assign_content(engine, day)
+        planned = planning.build_plan(engine, day, TEMPLATES).total
+        sandbox.admin.post("/_sandbox/faults", json={"latency_ms_median": latency_ms,
+                                                     "latency_ms_p99": latency_ms * 4}).raise_for_status()
+        api = httpx.Client(base_url=urls["api"], timeout=30)
+        token = api.post("/auth/token", json={"username": "admin", "password": urls["password"]})
+        token.raise_for_status()
+        api.headers["Authorization"] = f"Bearer {token.json()['access_token']}"
+        deadline = time.monotonic() + 180
+        while api.get("/api/v2/dags/delivery_fanout").status_code != 200:  # parsed by the dag-processor
+            if time.monotonic() > deadline:
+                raise RuntimeError("delivery_fanout was never parsed")
+            time.sleep(1)
+        postmaster = int((pg.data_dir / "postmaster.pid").read_text().split()[0])
+        with CpuMeter({"stack": proc.pid, "postgres": postmaster}) as cpu:
+            resp = api.post("/api/v2/dags/delivery_fanout/dagRuns", json={
+                "logical_date": None, "conf": {"business_date": day.isoformat(), "honour_jitter": False}})
+            resp.raise_for_status()
+            run_id = resp.json()["dag_run_id"]
+            while True:
+                dr = api.get(f"/api/v2/dags/delivery_fanout/dagRuns/{run_id}").json()
+                if dr["state"] in ("success", "failed"):
+                    break
+                time.sleep(0.5)
+        tis = api.get(f"/api/v2/dags/delivery_fanout/dagRuns/{run_id}/taskInstances",
+                      params={"limit": 100}).json()["task_instances"]
+        with engine.connect() as c:
+            accepted, first, last = c.execute(sa.text(
+                "SELECT count(*), min(accepted_at), max(accepted_at) FROM deliveries "
+                "WHERE business_date = :d AND status IN ('accepted', 'sent', 'delivered', 'read')"),
+                {"d": day}).one()
+        stats = sandbox.admin.get("/_sandbox/ledger/stats").json()
+    finally:
+        _stop_stack(proc)
+
+    queued, started, ended = _ts(dr["queued_at"]), _ts(dr["start_date"]), _ts(dr["end_date"])
+    wall = (ended - queued).total_seconds()
+
+    def span(task_id: str) -> tuple[dt.datetime, dt.datetime]:
+        mine = [t for t in tis if t["task_id"] == task_id and t["start_date"]]
+        return min(_ts(t["start_date"]) for t in mine), max(_ts(t["end_date"]) for t in mine)
+
+    prep, send, check = span("prepare_send_queue"), span("send_shard"), span("validate_delivery_sla")
+    sending = (last - first).total_seconds() if accepted > 1 else 0.0
+    achieved = accepted / sending if sending else 0.0
+    return {
+        "advisors": advisors, "setup": setup, "state": dr["state"], "planned": planned, "accepted": accepted,
+        "mapped_send_shard": sum(1 for t in tis if t["task_id"] == "send_shard"),
+        "ceiling_msgs_per_s": ceiling, "achieved_msgs_per_s": round(achieved, 1),
+        "ratio_to_ceiling": round(achieved / ceiling, 3),
+        "dag_run_wall_s": round(wall, 1), "overhead_s": round(wall - planned / ceiling, 1),
+        "fits_5_min_window": wall <= 300,
+        "phases_s": {
+            "queued_to_running": round((started - queued).total_seconds(), 1),
+            "running_to_prepare_start": round((prep[0] - started).total_seconds(), 1),
+            "prepare_send_queue": round((prep[1] - prep[0]).total_seconds(), 1),
+            "prepare_end_to_first_sender": round((send[0] - prep[1]).total_seconds(), 1),
+            "first_sender_start_to_first_accept": round((first - send[0]).total_seconds(), 1) if first else None,
+            "first_to_last_accept": round(sending, 1),
+            "last_accept_to_last_sender_end": round((send[1] - last).total_seconds(), 1) if last else None,
+            "validate_delivery_sla": round((check[1] - check[0]).total_seconds(), 1),
+            "last_task_to_run_end": round((ended - check[1]).total_seconds(), 1),
+        },
+        "responses_130429": stats["counters"].get("throttled", 0),
+        "duplicates_in_ledger": len(stats["duplicate_recipient_days"]) + len(stats["duplicate_idempotency_keys"]),
+        "cpu_s": cpu.seconds(), "sandbox_latency_ms_median": latency_ms,
+    }
+
+
+def main(argv=None) -> dict:
+    p = argparse.ArgumentParser(description=__doc__)
+    p.add_argument("--advisors", type=int, default=10_000)
+    p.add_argument("--setup", default="5x80", choices=["5x80", "1x1000"])
+    p.add_argument("--latency-ms", type=float, default=30.0)
+    args = p.parse_args(argv)
+    case = run(args.advisors, args.setup, args.latency_ms)
+    print(case, flush=True)
+    write_result(f"fanout_dag_{args.setup}_{args.advisors}", {"case": case})
+    return case
+
+
+if __name__ == "__main__":
+    main()
