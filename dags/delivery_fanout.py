@@ -5,7 +5,7 @@ Runbook *"06:00–06:05 delivery"*. Sends today's plan (written by `pre_delivery
 
 | Task | What it does |
 |---|---|
-| `prepare_send_queue` | Queues every plan row as a `deliveries` row (idempotent) and lists the sender units: one per shard (its segment groups in send order), or one per (shard, segment) on a number of ≥ 300 msg/s; at most 64 |
+| `prepare_send_queue` | A *scheduled* run that starts more than 30 min after 06:00 (scheduler down, stack started later: Airflow still runs the missed slot) sends nothing and pages P0: use `ops_backfill_delivery`. Then queues every plan row as a `deliveries` row (idempotent) and lists the sender units: one per shard (its segment groups in send order), or one per (shard, segment) on a number of ≥ 300 msg/s; at most 64 |
 | `send_shard` (mapped; the label shows number, shard and segment groups) | Streams its rows in claimed batches, sends concurrently inside the number's token bucket (shared across live senders, adaptive on 130429), retries retryable errors with backoff (131056: 4^x s for that recipient), never retries permanent ones, re-checks DNC/opt-out at send time, rotates a RED or policy-blocked number to the hot spare, switches a paused template to its backup, honours the kill switch within a tick, pages on >2% failures in 2 min, <95% success for 2 min, or a 190 |
 | `validate_delivery_sla` | ≥ 99% of the plan accepted within 5 minutes, else a P0 with counts by reason; final summary to Slack |
 
@@ -25,15 +25,15 @@ from include.dagkit import business_date, default_args, ist_cron
 
 
 
-def _fanout(resolve_date):
+def _fanout(resolve_date, scheduled_dag: bool):
     """The fan-out tasks, shared by the scheduled DAG and the operator backfill."""
 
     @task
     def prepare_send_queue(day: str | None = None) -> list[dict]:
-        from include.db import get_engine
-        from include.delivery import prepare_fanout
+        from include.delivery import run_prepare_send_queue
 
-        return prepare_fanout(get_engine(), resolve_date(get_current_context(), day))
+        ctx = get_current_context()
+        return run_prepare_send_queue(ctx, resolve_date(ctx, day), scheduled_dag)
 
     @task(map_index_template="{{ unit_label }}", retries=3, retry_delay=dt.timedelta(seconds=5),
           retry_exponential_backoff=0)
@@ -75,7 +75,7 @@ def _backfill_date(ctx, day):
          "honour_jitter": Param(True, type="boolean", description="Spread sends over the plan's jitter offsets."),
      })
 def delivery_fanout():
-    prepare_send_queue, send_shard, validate_delivery_sla = _fanout(_run_date)
+    prepare_send_queue, send_shard, validate_delivery_sla = _fanout(_run_date, scheduled_dag=True)
     units = prepare_send_queue()
     send_shard.expand(unit=units) >> validate_delivery_sla()
 
@@ -99,7 +99,7 @@ def ops_backfill_delivery():
             return authorise(get_engine(), ctx["params"]["business_date"], ctx["params"]["reason"],
                              acting_user(ctx))["business_date"]
 
-    prepare_send_queue, send_shard, validate_delivery_sla = _fanout(_backfill_date)
+    prepare_send_queue, send_shard, validate_delivery_sla = _fanout(_backfill_date, scheduled_dag=False)
     day = authorise_backfill()
     units = prepare_send_queue(day)
     send_shard.expand(unit=units) >> validate_delivery_sla(day)

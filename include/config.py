@@ -92,6 +92,10 @@ CANARY_POLL_S = _env_float("CANARY_POLL_S", 1.0)
 
 # -- delivery ----------------------------------------------------------------------------------------
 SEND_WINDOW_SECONDS = _env_int("SEND_WINDOW_SECONDS", 300)   # 06:00-06:05
+# A *scheduled* fan-out that starts later than this after 06:00 does not send on its own. With
+# catchup=False Airflow still runs the most recent missed slot when the scheduler comes back (or a stack
+# starts) hours later; a morning pack at 14:00 needs a person's decision: ops_backfill_delivery.
+FANOUT_MAX_LATE_START_S = _env_int("FANOUT_MAX_LATE_START_S", 1800)
 # Plan rows get a send offset spread over this much of the window; the rest is headroom for retries.
 JITTER_WINDOW_SECONDS = _env_int("JITTER_WINDOW_SECONDS", 240)
 MAX_SENDER_TASKS = _env_int("MAX_SENDER_TASKS", 64)

@@ -41,14 +41,20 @@ def business_date(context: Mapping[str, Any], offset_days: int = 0) -> dt.date:
     return business_date_from_run_after(context["dag_run"].run_after, offset_days)
 
 
+def run_type(dag_run: Any) -> str:
+    """'scheduled', 'manual', 'backfill', 'asset_triggered' or ''. The Task SDK's enum prints as
+    'DagRunType.SCHEDULED', so compare its value, never its str()."""
+    value = getattr(dag_run, "run_type", None)
+    return str(getattr(value, "value", value) or "").lower()
+
+
 def acting_user(context: Mapping[str, Any]) -> str:
     """Who triggered the run (the UI/API user), or the scheduler for scheduled runs."""
     dag_run = context.get("dag_run")
     user = getattr(dag_run, "triggering_user_name", None)
     if user:
         return str(user)
-    run_type = str(getattr(dag_run, "run_type", "") or "")
-    return "scheduler" if "scheduled" in run_type else "airflow-operator"
+    return "scheduler" if run_type(dag_run) == "scheduled" else "airflow-operator"
 
 
 def operator_date(context: Mapping[str, Any]) -> dt.date:

@@ -632,6 +632,47 @@ def prepare_fanout(engine: Engine, business_date: dt.date) -> list[dict]:
     return units
 
 
+class LateStart(RuntimeError):
+    """A scheduled fan-out started too long after its slot to send without a person deciding."""
+
+
+def refuse_late_scheduled_start(context: dict, now: dt.datetime | None = None,
+                                max_late_s: int = config.FANOUT_MAX_LATE_START_S) -> None:
+    """Stop a *scheduled* run that starts more than `max_late_s` after its slot (scheduler down at 06:00
+    and back at 14:00: Airflow runs the missed slot at once even with catchup=False). Posts a P0 and
+    raises LateStart; manual runs and ops_backfill_delivery are operators' decisions and always proceed."""
+    from include.dagkit import run_type
+
+    dag_run = context.get("dag_run")
+    run_after = getattr(dag_run, "run_after", None)
+    if run_type(dag_run) != "scheduled" or run_after is None:
+        return
+    late_s = ((now or dt.datetime.now(dt.UTC)) - run_after).total_seconds()
+    if late_s <= max_late_s:
+        return
+    minutes = int(late_s // 60)
+    post(Alert(Severity.P0, f"Scheduled fan-out started {minutes} min late: nothing sent automatically",
+               {"slot": run_after.isoformat(), "allowed lateness": f"{max_late_s // 60} min",
+                "to send anyway": "trigger ops_backfill_delivery with the business date and a reason"},
+               RunRef.from_context(context)))
+    raise LateStart(f"scheduled run started {minutes} min after its slot (limit {max_late_s // 60} min); "
+                    "use ops_backfill_delivery to send this date deliberately")
+
+
+def run_prepare_send_queue(context: dict, business_date: dt.date, scheduled_dag: bool) -> list[dict]:
+    """Body of `prepare_send_queue`: the late-start guard (scheduled DAG only), then prepare_fanout."""
+    from airflow.sdk.exceptions import AirflowFailException
+
+    from include.db import get_engine
+
+    if scheduled_dag:
+        try:
+            refuse_late_scheduled_start(context)
+        except LateStart as exc:
+            raise AirflowFailException(str(exc)) from exc  # retrying later would only be later
+    return prepare_fanout(get_engine(), business_date)
+
+
 def run_send_shard(unit: dict, context: dict) -> dict:
     from airflow.sdk.exceptions import AirflowFailException
 
