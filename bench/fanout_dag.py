@@ -6,7 +6,7 @@ bench.fanout runs the sender units the way the executor does, with the scheduler
 measures what an operator sees in the UI: the DAG run from `queued_at` to `end_date`, and where the
 time went (scheduling, prepare_send_queue, the mapped send_shard tasks, validate_delivery_sla).
 
-    .venv/bin/python -m bench.fanout_dag [--advisors 10000] [--setup 5x80] [--latency-ms 30]
+    .venv/bin/python -m bench.fanout_dag [--advisors 10000] [--setup 5x80] [--latency-ms 30] [--webhooks on|off]
 """
 from __future__ import annotations
 
@@ -91,7 +91,7 @@ def _ts(value: str | None) -> dt.datetime | None:
     return dt.datetime.fromisoformat(value.replace("Z", "+00:00")) if value else None
 
 
-def run(advisors: int, setup: str, latency_ms: float) -> dict:
+def run(advisors: int, setup: str, latency_ms: float, webhooks: bool) -> dict:
     from bench.fanout import _configure_numbers
     from include import content, db, planning
     from include.dates import ist_today
@@ -123,6 +123,8 @@ def run(advisors: int, setup: str, latency_ms: float) -> dict:
                 raise RuntimeError("delivery_fanout was never parsed")
             time.sleep(1)
         _wait_for_quiet(api)
+        if not webhooks:  # status webhooks would load the api-server (the receiver) on the same 2 cores
+            sandbox.admin.post("/_sandbox/config", json={"webhooks": {"url": ""}}).raise_for_status()
         throttled_before = sandbox.admin.get("/_sandbox/ledger/stats").json()["counters"].get("throttled", 0)
         postmaster = int((pg.data_dir / "postmaster.pid").read_text().split()[0])
         with CpuMeter({"stack": proc.pid, "postgres": postmaster}) as cpu:
@@ -181,7 +183,7 @@ def run(advisors: int, setup: str, latency_ms: float) -> dict:
         # Today's start-up run also messaged every advisor (same real day), so duplicates are counted by
         # idempotency key (business date, advisor), not by recipient and day.
         "duplicate_keys_in_ledger": len(stats["duplicate_idempotency_keys"]),
-        "cpu_s": cpu.seconds(), "sandbox_latency_ms_median": latency_ms,
+        "cpu_s": cpu.seconds(), "sandbox_latency_ms_median": latency_ms, "status_webhooks": webhooks,
     }
 
 
@@ -190,10 +192,12 @@ def main(argv=None) -> dict:
     p.add_argument("--advisors", type=int, default=10_000)
     p.add_argument("--setup", default="5x80", choices=["5x80", "1x1000"])
     p.add_argument("--latency-ms", type=float, default=30.0)
+    p.add_argument("--webhooks", choices=["on", "off"], default="on",
+                   help="the sandbox's status webhooks to the receiver in the api-server (on, as make run does)")
     args = p.parse_args(argv)
-    case = run(args.advisors, args.setup, args.latency_ms)
+    case = run(args.advisors, args.setup, args.latency_ms, args.webhooks == "on")
     print(case, flush=True)
-    write_result(f"fanout_dag_{args.setup}_{args.advisors}", {"case": case})
+    write_result(f"fanout_dag_{args.setup}_{args.advisors}_webhooks_{args.webhooks}", {"case": case})
     return case
 
 

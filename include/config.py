@@ -162,9 +162,6 @@ SENDER_SPLIT_MPS = _env_int("SENDER_SPLIT_MPS", 300)
 # costs a 10% cut that recovers within a second, so 1% is enough (5 x 80/s, 10k: 0.97 -> 0.956 of the
 # ceiling, 0.99 -> 0.982, no 130429 either way).
 SENDER_RATE_HEADROOM = _env_float("SENDER_RATE_HEADROOM", 0.99)
-# For its first seconds a sender assumes every unit planned on its number is live, so early starters do
-# not take the share of peers still starting (4 units on 1,000/s at 10k: 31 x 130429 without this).
-SENDER_PEER_GRACE_S = _env_float("SENDER_PEER_GRACE_S", 5.0)
 SENDER_MAX_ATTEMPTS = _env_int("SENDER_MAX_ATTEMPTS", 6)
 SENDER_CONTROL_TICK_S = _env_float("SENDER_CONTROL_TICK_S", 0.5)  # kill-switch / lease / monitor cadence
 SENDER_NUMBER_CHECK_S = _env_float("SENDER_NUMBER_CHECK_S", 10.0)  # how often a sender re-reads quality

@@ -379,9 +379,6 @@ class ShardSender:
             log.warning("%s: kill switch is on; stopping new sends", self.unit.label)
         self._resolve_number()
         live = self._heartbeat()
-        if time.monotonic() - self.started < config.SENDER_PEER_GRACE_S:
-            # Peers planned on this number may not have started (or heartbeated) yet: do not take their share.
-            live = max(live, self.unit.peers)
         self.bucket.set_ceiling(self.number.throughput_mps * config.SENDER_RATE_HEADROOM / max(1, live))
         now = time.monotonic()
         if now - self._last_number_check >= self.opt.number_check_s:
@@ -499,6 +496,11 @@ class ShardSender:
         await self._db(self._resolve_number)
         await self._db(self._reconcile)
         await self._db(self._control)  # the lease is live (peers see this sender) before the first send
+        if self.unit.peers > 1:
+            # Joining a shared number: give the senders already on it one control tick to see this lease
+            # and shrink their share before this one sends, then take the share the leases leave.
+            await asyncio.sleep(1.5 * self.opt.control_tick_s)
+            await self._db(self._control)
         deadline = self.started + self.opt.hard_deadline_s
         next_control = time.monotonic() + self.opt.control_tick_s
         control: asyncio.Task | None = None

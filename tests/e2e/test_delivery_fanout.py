@@ -88,9 +88,9 @@ def _send_all(engine, sandbox, parallel=False, **kw):
         return list(pool.map(lambda u: send_unit(engine, _settings(sandbox), u, _options(sandbox, **kw)), units))
 
 
-def test_a_fast_number_gets_one_unit_per_segment_sharing_its_rate_from_the_first_send(app_db, sandbox):
-    """A 1,000 msg/s number is fed by one unit per segment group; each starts at its planned share, not the
-    whole number, even before its peers have heartbeated (early starters would otherwise draw 130429s)."""
+def test_a_fast_number_gets_one_unit_per_segment_that_share_its_rate_through_leases(app_db, sandbox):
+    """A 1,000 msg/s number is fed by one unit per segment group. A sender starts at its planned share;
+    alone it takes the whole number, and when a peer's lease appears both hold half."""
     from include import config
     from include.delivery import ShardSender, Unit
 
@@ -101,16 +101,21 @@ def test_a_fast_number_gets_one_unit_per_segment_sharing_its_rate_from_the_first
     assert len(units) == len(config.SEGMENTS) and {u["peers"] for u in units} == {len(units)}
     assert [u["segments"] for u in units] == [[s] for s in config.SEGMENTS]  # in send order
 
-    sender = ShardSender(app_db, _settings(sandbox), Unit.from_dict(units[0]), _options(sandbox))
-    sender._resolve_number()
-    share = 1000 * config.SENDER_RATE_HEADROOM / len(units)
-    assert sender.bucket.ceiling == pytest.approx(share)
-    sender._control()  # alone on the number so far, but inside the grace period
-    assert sender.bucket.ceiling == pytest.approx(share)
-    sender.started -= config.SENDER_PEER_GRACE_S + 1  # peers that never came: take the whole number
-    sender._control()
-    assert sender.bucket.ceiling == pytest.approx(1000 * config.SENDER_RATE_HEADROOM)
-    sender._release()
+    full = 1000 * config.SENDER_RATE_HEADROOM
+    first = ShardSender(app_db, _settings(sandbox), Unit.from_dict(units[0]), _options(sandbox))
+    first._resolve_number()
+    assert first.bucket.ceiling == pytest.approx(full / len(units))  # before any lease is known
+    first._control()
+    assert first.bucket.ceiling == pytest.approx(full)  # alone on the number
+    second = ShardSender(app_db, _settings(sandbox), Unit.from_dict(units[1]), _options(sandbox))
+    second._resolve_number()
+    second._control()  # its lease is live: the next tick of the first one halves it
+    first._control()
+    assert first.bucket.ceiling == pytest.approx(full / 2) and second.bucket.ceiling == pytest.approx(full / 2)
+    second._release()
+    first._control()
+    assert first.bucket.ceiling == pytest.approx(full)
+    first._release()
 
 
 def test_crash_mid_batch_then_retry_sends_nobody_twice_and_loses_nobody(app_db, sandbox, pg_server, tmp_path):
