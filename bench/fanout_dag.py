@@ -16,7 +16,6 @@ import os
 import re
 import signal
 import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -25,7 +24,7 @@ import httpx
 import sqlalchemy as sa
 
 from bench.common import CpuMeter, write_result
-from tests.support import ROOT, free_port
+from tests.support import start_stack
 
 TEMPLATES = {"en": "daily_pack_v1", "hi": "daily_pack_hi_v1"}
 
@@ -38,15 +37,7 @@ class _Admin:
 
 
 def _start_stack(data_dir: Path, advisors: int, timeout_s: float = 600) -> tuple[subprocess.Popen, dict]:
-    api_port, sandbox_port = free_port(), free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW", "FA_"))}
-    env.update(AIRFLOW_PORT=str(api_port), SANDBOX_PORT=str(sandbox_port), PYTHONPATH=str(ROOT),
-               AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT=str(free_port()),
-               AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT=str(free_port()),
-               AIRFLOW__SCHEDULER__SCHEDULER_HEALTH_CHECK_SERVER_PORT=str(free_port()))
-    proc = subprocess.Popen([sys.executable, "-m", "include.devstack.stack", "run", "--advisors", str(advisors),
-                             "--data-dir", str(data_dir)], cwd=ROOT, env=env, stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    proc, api_port, sandbox_port = start_stack(data_dir, advisors)
     lines, deadline = [], time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         line = proc.stdout.readline()

@@ -22,6 +22,21 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def start_stack(data_dir, advisors: int):
+    """`make run`'s supervisor on free loopback ports, with nothing inherited from this shell's Airflow or
+    FA_ settings. Returns (process, api_port, sandbox_port); stdout is a text pipe."""
+    api_port, sandbox_port = free_port(), free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW", "FA_"))}
+    env.update(AIRFLOW_PORT=str(api_port), SANDBOX_PORT=str(sandbox_port), PYTHONPATH=str(ROOT),
+               AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT=str(free_port()),
+               AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT=str(free_port()),
+               AIRFLOW__SCHEDULER__SCHEDULER_HEALTH_CHECK_SERVER_PORT=str(free_port()))
+    proc = subprocess.Popen([sys.executable, "-m", "include.devstack.stack", "run", "--advisors", str(advisors),
+                             "--data-dir", str(data_dir)], cwd=ROOT, env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    return proc, api_port, sandbox_port
+
+
 class SandboxProcess:
     """The sandbox as a separate process, exactly as `make sandbox` runs it."""
 

@@ -4,14 +4,13 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import time
 import urllib.request
 
 import psutil
 import pytest
 
-from tests.support import ROOT, free_port
+from tests.support import start_stack
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
@@ -31,15 +30,7 @@ def _ours(data_dir: str) -> list[psutil.Process]:
 
 def test_make_run_comes_up_healthy_and_ctrl_c_leaves_no_orphans(tmp_path):
     data_dir = str(tmp_path / "data")
-    api_port, sandbox_port = free_port(), free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW", "FA_"))}
-    env.update(AIRFLOW_PORT=str(api_port), SANDBOX_PORT=str(sandbox_port), PYTHONPATH=str(ROOT),
-               AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT=str(free_port()),
-               AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT=str(free_port()),
-               AIRFLOW__SCHEDULER__SCHEDULER_HEALTH_CHECK_SERVER_PORT=str(free_port()))
-    proc = subprocess.Popen([sys.executable, "-m", "include.devstack.stack", "run", "--advisors", "60",
-                             "--data-dir", data_dir], cwd=ROOT, env=env, stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    proc, api_port, sandbox_port = start_stack(data_dir, advisors=60)
     lines = []
     try:
         deadline = time.monotonic() + 150
