@@ -24,7 +24,7 @@ import httpx
 import sqlalchemy as sa
 
 from bench.common import CpuMeter, write_result
-from tests.support import start_stack
+from tests.support import read_stack_banner, start_stack
 
 TEMPLATES = {"en": "daily_pack_v1", "hi": "daily_pack_hi_v1"}
 
@@ -38,19 +38,13 @@ class _Admin:
 
 def _start_stack(data_dir: Path, advisors: int, timeout_s: float = 600) -> tuple[subprocess.Popen, dict]:
     proc, api_port, sandbox_port = start_stack(data_dir, advisors)
-    lines, deadline = [], time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        line = proc.stdout.readline()
-        if not line:
-            break
-        lines.append(line)
-        if "Stop with Ctrl-C" in line:
-            out = "".join(lines)
-            password = re.search(r"login: admin / (\S+)", out).group(1)
-            return proc, {"api": f"http://127.0.0.1:{api_port}", "sandbox": f"http://127.0.0.1:{sandbox_port}",
-                          "password": password}
-    _stop_stack(proc)
-    raise RuntimeError("the stack did not come up:\n" + "".join(lines[-40:]))
+    out = read_stack_banner(proc, timeout_s)
+    login = re.search(r"login: admin / (\S+)", out)
+    if "Stop with Ctrl-C" not in out or login is None:
+        _stop_stack(proc)
+        raise RuntimeError("the stack did not come up:\n" + out[-4000:])
+    return proc, {"api": f"http://127.0.0.1:{api_port}", "sandbox": f"http://127.0.0.1:{sandbox_port}",
+                  "password": login.group(1)}
 
 
 def _stop_stack(proc: subprocess.Popen) -> None:

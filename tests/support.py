@@ -37,6 +37,20 @@ def start_stack(data_dir, advisors: int):
     return proc, api_port, sandbox_port
 
 
+def read_stack_banner(proc, timeout_s: float) -> str:
+    """The supervisor's output up to its "Stop with Ctrl-C" line (the stack is up), or whatever it printed
+    before it exited or the time ran out (the caller checks for the banner)."""
+    lines, deadline = [], time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        line = proc.stdout.readline()
+        if not line:
+            break
+        lines.append(line)
+        if "Stop with Ctrl-C" in line:
+            break
+    return "".join(lines)
+
+
 class SandboxProcess:
     """The sandbox as a separate process, exactly as `make sandbox` runs it."""
 

@@ -10,7 +10,7 @@ import urllib.request
 import psutil
 import pytest
 
-from tests.support import start_stack
+from tests.support import read_stack_banner, start_stack
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
@@ -31,17 +31,9 @@ def _ours(data_dir: str) -> list[psutil.Process]:
 def test_make_run_comes_up_healthy_and_ctrl_c_leaves_no_orphans(tmp_path):
     data_dir = str(tmp_path / "data")
     proc, api_port, sandbox_port = start_stack(data_dir, advisors=60)
-    lines = []
+    out = ""
     try:
-        deadline = time.monotonic() + 150
-        while time.monotonic() < deadline:
-            line = proc.stdout.readline()
-            if not line:
-                break
-            lines.append(line)
-            if "Stop with Ctrl-C" in line:
-                break
-        out = "".join(lines)
+        out = read_stack_banner(proc, timeout_s=150)
         assert "Airflow UI:" in out and "login: admin / " in out, out
         with urllib.request.urlopen(f"http://127.0.0.1:{api_port}/api/v2/monitor/health", timeout=10) as r:
             health = json.load(r)
@@ -75,7 +67,7 @@ def test_make_run_comes_up_healthy_and_ctrl_c_leaves_no_orphans(tmp_path):
             proc.wait(60)
         except subprocess.TimeoutExpired:
             os.killpg(proc.pid, signal.SIGKILL)
-    assert proc.returncode == 0, "".join(lines) + proc.stdout.read()
+    assert proc.returncode == 0, out + proc.stdout.read()
     time.sleep(1)
     left = _ours(data_dir)
     assert left == [], [p.info["cmdline"] for p in left]
