@@ -46,8 +46,7 @@ def _send(args):
         prof = cProfile.Profile(time.thread_time)  # CPU of the event-loop thread, not wall time
         prof.enable()
     cpu0 = time.process_time()
-    result = send_unit(get_engine(db_url), settings, unit,
-                       SenderOptions(jitter_honoured=False, evidence_url=f"{sandbox_url}/_sandbox/ledger"))
+    result = send_unit(get_engine(db_url), settings, unit, SenderOptions(jitter_honoured=False))
     if profile_dir:
         prof.disable()
         prof.dump_stats(os.path.join(profile_dir, f"sender-{unit['shard']}-{unit['segment']}.prof"))

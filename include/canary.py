@@ -1,6 +1,6 @@
 """The nightly canary: tomorrow's real renders go to the internal canary list through the fan-out's
 own sender (`delivery.ShardSender`: same claim/send/retry/reconcile code, same token buckets and
-idempotency), then we wait, bounded, for delivered evidence and record a verdict in `canary_runs`
+idempotency), then we wait, bounded, for delivered status webhooks and record a verdict in `canary_runs`
 that the 05:50 pre-delivery check reads.
 
 Every primary number sends at least one canary message when the list is long enough, so a broken
@@ -15,7 +15,6 @@ import json
 import logging
 import time
 
-import httpx
 from sqlalchemy.engine import Engine
 
 from include import config, templates
@@ -32,7 +31,8 @@ log = logging.getLogger(__name__)
 class CanarySender(ShardSender):
     QUERIES = {"claim": "canary/claim", "record_outcome": "canary/record_outcome", "record_attempt": None,
                "remaining": "canary/remaining", "stale_unresolved": "canary/stale_unresolved",
-               "resolve_unknown": "canary/resolve_unknown", "retarget_template": "canary/retarget_template"}
+               "resolve_unknown": "canary/resolve_unknown", "retarget_template": "canary/retarget_template",
+               "evidence": "canary/webhook_evidence", "watermark": "canary/webhook_watermark"}
     MONITORED = False
 
     def __init__(self, *args, canary_run_id: int, **kwargs):
@@ -76,8 +76,8 @@ def _queue(engine: Engine, business_date: dt.date, phones: tuple[str, ...],
     return run, False
 
 
-def _evidence(engine: Engine, keys: list[str], evidence_url: str | None) -> dict[str, dict]:
-    """Latest delivery status per key: the stored status webhooks first, else the status endpoint."""
+def _evidence(engine: Engine, keys: list[str]) -> dict[str, dict]:
+    """Latest delivery status per key, from the status webhooks the receiver stored (what Meta gives)."""
     found: dict[str, dict] = {}
     rank = {"failed": 0, "delivered": 1, "read": 2}
     with engine.connect() as conn:
@@ -85,21 +85,11 @@ def _evidence(engine: Engine, keys: list[str], evidence_url: str | None) -> dict
             if rank.get(r.status, -1) >= rank.get(found.get(r.biz_opaque, {}).get("status"), -1):
                 errors = (r.payload or {}).get("errors") or [{}]
                 found[r.biz_opaque] = {"status": r.status, "error": errors[0] if r.status == "failed" else None}
-    missing = [k for k in keys if k not in found]
-    if missing and evidence_url:
-        with httpx.Client(timeout=10) as http:
-            for key in missing:
-                resp = http.get(evidence_url, params={"key": key})
-                resp.raise_for_status()
-                for entry in resp.json().get("data") or []:
-                    for s in entry.get("statuses") or []:
-                        if s["status"] in rank and rank[s["status"]] >= rank.get(found.get(key, {}).get("status"), -1):
-                            found[key] = {"status": s["status"], "error": s.get("error")}
     return found
 
 
 def run_canary(engine: Engine, settings: WhatsAppSettings, business_date: dt.date,
-               phones: tuple[str, ...] = config.CANARY_PHONES, evidence_url: str | None = None,
+               phones: tuple[str, ...] = config.CANARY_PHONES,
                wait_s: float = config.CANARY_WAIT_S, context: dict | None = None,
                run_id: str | None = None) -> CheckResult:
     result = CheckResult("canary")
@@ -114,7 +104,7 @@ def run_canary(engine: Engine, settings: WhatsAppSettings, business_date: dt.dat
         result.facts.update(canary_run_id=run, reused=True)
         result.summary = f"unchanged since canary run {run}: {verdict.summary if verdict else 'delivered'}"
         return result
-    options = SenderOptions(jitter_honoured=False, evidence_url=evidence_url, actor="nightly_canary",
+    options = SenderOptions(jitter_honoured=False, actor="nightly_canary",
                             hard_deadline_s=max(30.0, wait_s))
     with engine.connect() as conn:
         shards = [r.shard for r in conn.execute(query("canary/shards"), {"canary_run_id": run})]
@@ -134,7 +124,7 @@ def run_canary(engine: Engine, settings: WhatsAppSettings, business_date: dt.dat
             waiting = conn.execute(query("canary/awaiting"), {"canary_run_id": run}).fetchall()
         if not waiting:
             break
-        found = _evidence(engine, [w.idempotency_key for w in waiting], evidence_url)
+        found = _evidence(engine, [w.idempotency_key for w in waiting])
         updates = []
         for w in waiting:
             ev = found.get(w.idempotency_key)

@@ -123,6 +123,26 @@ OPT_OUT_KEYWORDS = tuple(
         "OPT_OUT_KEYWORDS", "stop,stop all,unsubscribe,cancel,end,quit,opt out,optout,रोकें,बंद,बंद करें,रुको"
     ).split(",") if k.strip()
 )
+# Words a short opt-out reply may start with before its keyword ("please stop", "कृपया बंद करें").
+OPT_OUT_POLITE_WORDS = tuple(
+    k.strip().casefold() for k in _env_str(
+        "OPT_OUT_POLITE_WORDS", "please,pls,plz,kindly,कृपया,प्लीज,प्लीज़"
+    ).split(",") if k.strip()
+)
+# A reply with one of these words is never an opt-out: "Don't stop the updates", "बंद मत करो".
+OPT_OUT_NEGATIONS = tuple(
+    k.strip().casefold() for k in _env_str(
+        "OPT_OUT_NEGATIONS", "not,don't,dont,do not,never,cannot,can't,cant,won't,wont,didn't,doesn't,"
+        "shouldn't,मत,नहीं,नही,न"
+    ).split(",") if k.strip()
+)
+# -- webhook receiver ------------------------------------------------------------------------------------
+# Largest POST body the receiver reads (413 beyond, before the signature is checked, so nobody can make the
+# api-server buffer more per request). Meta batches up to 1,000 updates in one webhook: 1,000 full status
+# updates (conversation, pricing, biz_opaque_callback_data) measure ~440 KB, failed ones with errors[] ~0.6 MB
+# (tests/unit/test_webhook_receiver_hardening.py), so 3 MiB leaves about 5x headroom for Meta adding fields.
+WEBHOOK_MAX_BODY_BYTES = _env_int("WEBHOOK_MAX_BODY_BYTES", 3 * 1024 * 1024)
+WEBHOOK_SECRETS_TTL_S = _env_float("WEBHOOK_SECRETS_TTL_S", 60.0)  # app secret / verify token re-read after
 
 # -- maintenance ---------------------------------------------------------------------------------------------
 PG_BIN_DIR = _env_str("PG_BIN_DIR", "")                         # pg_dump/pg_restore; default: embedded wheel, PATH
@@ -167,5 +187,18 @@ SENDER_CONTROL_TICK_S = _env_float("SENDER_CONTROL_TICK_S", 0.5)  # kill-switch 
 SENDER_NUMBER_CHECK_S = _env_float("SENDER_NUMBER_CHECK_S", 10.0)  # how often a sender re-reads quality
 SENDER_HARD_DEADLINE_S = _env_int("SENDER_HARD_DEADLINE_S", 900)   # give up (rows stay queued) after this
 SENDER_STALE_SENDING_S = _env_int("SENDER_STALE_SENDING_S", 30)    # a 'sending' row older than this is orphaned
-UNKNOWN_RESOLVE_AFTER_S = _env_int("UNKNOWN_RESOLVE_AFTER_S", 20)  # no evidence after this: safe to requeue
+# Unknown outcomes (timeouts after the bytes left, rows a killed sender left 'sending') are settled only from
+# what Meta gives: a status webhook of that attempt means accepted; no webhook means nothing until the
+# webhook watermark (statuses stored for messages accepted at least WATERMARK_MARGIN_S after the unknown
+# send started) proves it was never accepted. A row is never requeued younger than UNKNOWN_RESOLVE_AFTER_S.
+UNKNOWN_RESOLVE_AFTER_S = _env_int("UNKNOWN_RESOLVE_AFTER_S", 20)
+WEBHOOK_WATERMARK_MARGIN_S = _env_float("WEBHOOK_WATERMARK_MARGIN_S", 10.0)
+# A unit left with only unknown rows waits this long for their webhooks, then reports them and pages.
+UNKNOWN_SETTLE_WAIT_S = _env_float("UNKNOWN_SETTLE_WAIT_S", 30.0)
+UNKNOWN_SETTLE_POLL_S = _env_float("UNKNOWN_SETTLE_POLL_S", 1.0)
+# The kill switch has its own poll, apart from the control tick's slow work (Slack, Graph calls).
+SENDER_KILL_SWITCH_POLL_S = _env_float("SENDER_KILL_SWITCH_POLL_S", 0.25)
+# Paused time does not use up a unit's deadline; a pause longer than this fails the unit with a P0 and the
+# rows queued (resume, then retry the task or run ops_backfill_delivery).
+SENDER_MAX_PAUSE_S = _env_int("SENDER_MAX_PAUSE_S", 3600)
 RENDER_PUBLIC_BASE_URL = _env_str("RENDER_PUBLIC_BASE_URL", "https://cdn.example.in/packs")

@@ -6,8 +6,9 @@ inside its number's adaptive token bucket, and writes outcomes back in batches. 
 key (business date, advisor) is the row's unique key and travels as `biz_opaque_callback_data`.
 
 Crash safety: a row is 'sending' only while a request may be in flight. A row whose outcome is
-unknown (timeout or reset after the bytes left, or a sender killed mid-batch) is reconciled against
-status evidence (webhooks echoing the key, or the evidence endpoint) before it is ever resent.
+unknown (timeout or reset after the bytes left, or a sender killed mid-batch) is settled only from what
+Meta gives, its status webhooks and the webhook watermark (include/unknown_outcomes.py), and stays
+'unknown' (reported, paged) rather than being resent on a guess.
 """
 from __future__ import annotations
 
@@ -15,16 +16,17 @@ import asyncio
 import datetime as dt
 import logging
 import random
+import threading
 import time
 import uuid
 from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
 
-import httpx
+import sqlalchemy.exc
 from sqlalchemy.engine import Engine
 
-from include import config, numbers, templates
+from include import config, numbers, templates, unknown_outcomes
 from include.alerting import Alert, RunRef, Severity, post, post_once
 from include.db import query
 from include.ops_controls import is_sending_paused
@@ -80,7 +82,11 @@ class SenderOptions:
     hard_deadline_s: float = config.SENDER_HARD_DEADLINE_S
     stale_sending_s: float = config.SENDER_STALE_SENDING_S
     unknown_resolve_after_s: float = config.UNKNOWN_RESOLVE_AFTER_S
-    evidence_url: str | None = None
+    watermark_margin_s: float = config.WEBHOOK_WATERMARK_MARGIN_S
+    settle_wait_s: float = config.UNKNOWN_SETTLE_WAIT_S
+    settle_poll_s: float = config.UNKNOWN_SETTLE_POLL_S
+    kill_switch_poll_s: float = config.SENDER_KILL_SWITCH_POLL_S
+    max_pause_s: float = config.SENDER_MAX_PAUSE_S
     actor: str = "delivery_fanout"
 
 
@@ -100,6 +106,7 @@ class UnitResult:
     paused_seconds: float = 0.0
     elapsed_s: float = 0.0
     remaining_queued: int = 0
+    unknown_left: int = 0
 
     def as_dict(self) -> dict:
         return dict(self.__dict__)
@@ -107,6 +114,15 @@ class UnitResult:
 
 class AuthFailure(RuntimeError):
     """The access token is invalid or expired (190): stop the run, keep the rows queued."""
+
+
+class UnitIncomplete(RuntimeError):
+    """A unit stopped with rows still queued (deadline, a long pause, no spare or template): it has paged
+    and fails, so the run shows it; the rows stay queued for a retry or a backfill."""
+
+
+# PostgreSQL going away mid-run (restart, failover): senders wait and retry instead of dying.
+TRANSIENT_DB_ERRORS = (sqlalchemy.exc.OperationalError, sqlalchemy.exc.InterfaceError)
 
 
 def image_link(render_uri: str | None, pack_key: str) -> str:
@@ -161,12 +177,18 @@ def units_for(engine: Engine, business_date: dt.date, max_units: int = config.MA
 # -- the sender ------------------------------------------------------------------------------------
 class ShardSender:
     """Sends one unit's rows. The work table is named by QUERIES, so the nightly canary runs this same
-    code over its own rows (see include/canary.py) without touching the advisors' deliveries."""
+    code over its own rows (see include/canary.py) without touching the advisors' deliveries.
+
+    Three lanes run beside the pacing loop, none waiting on another: the kill switch (its own poll, so a
+    pause is honoured within a poll even while Slack or the Graph API hangs), the lease tick (number,
+    share of its throughput, buffered outcomes) and the slow control work (quality checks, rotation,
+    template switches, in-window monitoring, which may post to Slack)."""
 
     QUERIES = {"claim": "fanout/claim", "record_outcome": "fanout/record_outcome",
                "record_attempt": "fanout/record_attempt", "remaining": "fanout/remaining",
                "stale_unresolved": "fanout/stale_unresolved", "resolve_unknown": "fanout/resolve_unknown",
-               "retarget_template": "fanout/retarget_template"}
+               "retarget_template": "fanout/retarget_template", "evidence": "fanout/webhook_evidence",
+               "watermark": "fanout/webhook_watermark"}
     MONITORED = True  # in-window failure-rate paging applies to the advisors' fan-out only
 
     def __init__(self, engine: Engine, settings: WhatsAppSettings, unit: Unit, options: SenderOptions,
@@ -183,8 +205,10 @@ class ShardSender:
         self.started = time.monotonic()
         self.outcomes: list[dict] = []
         self.attempts: list[dict] = []
+        self.opt_outs: list[str] = []
         self.stop_reason: str | None = None
         self.paused = False
+        self._lock = threading.Lock()  # number, stop reason and control hits: loop thread vs worker threads
         self._last_number_check = 0.0
         self._last_monitor = 0.0
         self._in_flight = 0
@@ -205,17 +229,25 @@ class ShardSender:
     async def _db(self, fn, *args):
         return await asyncio.to_thread(fn, *args)
 
+    def _stop(self, reason: str) -> None:
+        with self._lock:
+            self.stop_reason = self.stop_reason or reason
+
     def _resolve_number(self) -> None:
+        """The shard's current primary number, read from `sending_numbers` every tick: a rotation (by a
+        sender or by an operator) moves this unit's traffic within one tick."""
         with self.engine.connect() as conn:
             row = conn.execute(query("fanout/current_number"), {"shard": self.unit.shard}).fetchone()
         if row is None:
             raise RuntimeError(f"no active primary number for shard {self.unit.shard}")
-        if self.number is None or row.phone_number_id != self.number.phone_number_id:
-            log.info("%s sends from %s (%s)", self.unit.label, row.display_phone, row.phone_number_id)
-            self.result.numbers_used.append(row.phone_number_id)
-        self.number = row
-        if self.bucket is None:
-            self.bucket = AdaptiveBucket(row.throughput_mps * config.SENDER_RATE_HEADROOM / self.unit.peers)
+        with self._lock:
+            if self.number is None or row.phone_number_id != self.number.phone_number_id:
+                log.info("%s sends from %s (%s)", self.unit.label, row.display_phone, row.phone_number_id)
+                self.result.numbers_used.append(row.phone_number_id)
+            self.number = row
+
+    def _initial_bucket(self) -> None:
+        self.bucket = AdaptiveBucket(self.number.throughput_mps * config.SENDER_RATE_HEADROOM / self.unit.peers)
 
     def _heartbeat(self) -> int:
         with self.engine.begin() as conn:
@@ -235,11 +267,14 @@ class ShardSender:
             rows = conn.execute(self._q("claim"), self._scope() | {
                 "elapsed_ms": elapsed_ms, "limit": limit, "phone_number_id": self.number.phone_number_id,
                 "after_jitter": [c[0] for c in cursors], "after_advisor": [c[1] for c in cursors]}).fetchall()
-        for r in rows:  # move each group's keyset cursor past what was claimed
+        return rows
+
+    def _advance_cursors(self, rows) -> None:
+        """Move each group's keyset cursor past what was claimed (on the loop thread, its only user)."""
+        for r in rows:
             seg, jitter = getattr(r, "segment", None), getattr(r, "jitter_ms", None)
             if seg is not None and jitter is not None:
                 self._cursor[seg] = max(self._cursor.get(seg, (-1, -1)), (jitter, r.advisor_id))
-        return rows
 
     def _rewind(self) -> None:
         """Start the cursors over (at most every few seconds): a row skipped while another transaction held
@@ -254,29 +289,39 @@ class ShardSender:
     ATTEMPT_COLUMNS = ("business_date", "advisor_id", "attempt_no", "phone_number_id", "outcome", "error_code",
                        "latency_ms")
 
-    def _drain(self) -> tuple[list[dict], list[dict]]:
+    def _drain(self) -> tuple[list[dict], list[dict], list[str]]:
         """Take the buffered outcomes. Called on the event-loop thread, the only one that appends, so
         no outcome can land in a list that is already being written."""
         outcomes, self.outcomes = self.outcomes, []
         attempts, self.attempts = self.attempts, []
-        return outcomes, attempts
+        opt_outs, self.opt_outs = self.opt_outs, []
+        return outcomes, attempts, opt_outs
 
-    def _write(self, outcomes: list[dict], attempts: list[dict]) -> None:
-        """One statement per table for the whole batch (arrays unnested in SQL), not one per row."""
+    def _write(self, outcomes: list[dict], attempts: list[dict], opt_outs: list[str]) -> None:
+        """One statement per table for the whole batch (arrays unnested in SQL), not one per row; a
+        131050's DNC entry is written in the same transaction as the failure it comes from."""
         if not self.QUERIES.get("record_attempt"):
             attempts = []
-        if not outcomes and not attempts:
+        if not outcomes and not attempts and not opt_outs:
             return
         with self.engine.begin() as conn:
             if outcomes:
                 conn.execute(self._q("record_outcome"), {c: [o[c] for o in outcomes] for c in self.OUTCOME_COLUMNS})
             if attempts:
                 conn.execute(self._q("record_attempt"), {c: [a[c] for a in attempts] for c in self.ATTEMPT_COLUMNS})
+            for phone in opt_outs:
+                conn.execute(query("fanout/add_opt_out"), {"phone_e164": phone})
 
     async def _flush(self) -> None:
-        outcomes, attempts = self._drain()
-        if outcomes or attempts:
-            await self._db(self._write, outcomes, attempts)
+        outcomes, attempts, opt_outs = self._drain()
+        if not (outcomes or attempts or opt_outs):
+            return
+        try:
+            await self._db(self._write, outcomes, attempts, opt_outs)
+        except TRANSIENT_DB_ERRORS:
+            # PostgreSQL is away (restart, failover): keep the outcomes, in order, for the next flush.
+            self.outcomes[:0], self.attempts[:0], self.opt_outs[:0] = outcomes, attempts, opt_outs
+            raise
 
     def _remaining(self):
         with self.engine.connect() as conn:
@@ -338,21 +383,23 @@ class ShardSender:
         now = dt.datetime.now(dt.UTC)
         klass = err.error_class
         if err.outcome_unknown:
-            # The request may have been accepted: never resend blindly; reconcile first.
+            # The request may have been accepted: never resend blindly (include/unknown_outcomes.py decides).
             self._outcome(row, "unknown", error=err, attempt_outcome="unknown")
             self.result.unknown += 1
             return
         if klass is ErrorClass.AUTH:
             self._outcome(row, "queued", error=err, refund=True, attempt_outcome="retry")
-            self.stop_reason = "auth"
+            self._stop("auth")
             return
         if klass is ErrorClass.POLICY:
             self._outcome(row, "queued", error=err, refund=True, attempt_outcome="retry")
-            self._policy_hit = err
+            with self._lock:
+                self._policy_hit = err
             return
         if klass is ErrorClass.TEMPLATE and err.code in (132015, 132016, 132001):
             self._outcome(row, "queued", error=err, refund=True, attempt_outcome="retry")
-            self._template_hit = (row.template_name, row.template_language, err)
+            with self._lock:
+                self._template_hit = (row.template_name, row.template_language, err)
             return
         if klass is ErrorClass.THROUGHPUT:
             self.bucket.throttled()
@@ -364,37 +411,71 @@ class ShardSender:
             self.result.retried += 1
             return
         if err.proposes_dnc:
-            with self.engine.begin() as conn:
-                conn.execute(query("fanout/add_opt_out"), {"phone_e164": row.phone_e164})
+            self.opt_outs.append(row.phone_e164)  # written with the failure, off the event loop
         log.info("%s: %s failed permanently: %s", self.unit.label, mask_phone(row.phone_e164), err.title)
         self._outcome(row, "failed", error=err, attempt_outcome="failed")
         self.result.failed += 1
 
-    # -- control: kill switch, number health, templates, monitoring -----------------------------
-    def _control(self) -> None:
-        """Runs every tick in a worker thread."""
-        was_paused = self.paused
-        self.paused = is_sending_paused(self.engine)
-        if self.paused and not was_paused:
-            log.warning("%s: kill switch is on; stopping new sends", self.unit.label)
+    # -- the kill switch: its own lane -------------------------------------------------------------
+    def _read_kill_switch(self) -> bool:
+        try:
+            return is_sending_paused(self.engine)
+        except TRANSIENT_DB_ERRORS:
+            # A switch that cannot be read cannot be honoured: hold new sends until it can be read again.
+            log.warning("%s: kill switch unreadable (database unavailable); holding sends", self.unit.label)
+            return True
+
+    async def _watch_kill_switch(self) -> None:
+        while True:
+            paused = await self._db(self._read_kill_switch)
+            if paused and not self.paused:
+                log.warning("%s: kill switch is on (or unreadable); stopping new sends", self.unit.label)
+            elif self.paused and not paused:
+                log.warning("%s: sending resumed", self.unit.label)
+            self.paused = paused
+            await asyncio.sleep(self.opt.kill_switch_poll_s)
+
+    # -- the lease tick: number, share of its throughput ---------------------------------------------
+    def _lease_tick(self) -> float:
+        """Runs every tick in a worker thread; returns this sender's share of its number's throughput."""
         self._resolve_number()
         live = self._heartbeat()
-        self.bucket.set_ceiling(self.number.throughput_mps * config.SENDER_RATE_HEADROOM / max(1, live))
+        return self.number.throughput_mps * config.SENDER_RATE_HEADROOM / max(1, live)
+
+    async def _tick(self) -> None:
+        try:
+            ceiling = await self._db(self._lease_tick)
+            self.bucket.set_ceiling(ceiling)  # on the loop thread, the bucket's only user
+            await self._flush()
+        except TRANSIENT_DB_ERRORS as exc:
+            log.warning("%s: database unavailable during the tick (%s); retrying", self.unit.label,
+                        type(exc).__name__)
+
+    # -- slow control: number health, rotation, templates, monitoring --------------------------------
+    def _slow_control(self) -> None:
+        """Runs in a worker thread beside the pacing loop; may wait on Slack or the Graph API."""
         now = time.monotonic()
         if now - self._last_number_check >= self.opt.number_check_s:
             self._last_number_check = now
             self._check_number_quality()
-        if self._policy_hit:
-            err, self._policy_hit = self._policy_hit, None
-            self._rotate(f"policy error {err.code} from WhatsApp: {err}")
-        if self._template_hit:
-            hit, self._template_hit = self._template_hit, None
-            self._switch_template(*hit)
+        with self._lock:
+            policy, self._policy_hit = self._policy_hit, None
+            template, self._template_hit = self._template_hit, None
+        if policy:
+            self._rotate(f"policy error {policy.code} from WhatsApp: {policy}")
+        if template:
+            self._switch_template(*template)
         if self.MONITORED and now - self._last_monitor >= 5.0:
             self._last_monitor = now
             from include.monitoring import check_window
 
             check_window(self.engine, self.unit.business_date, self.context, self._alert_once)
+
+    async def _slow_tick(self) -> None:
+        try:
+            await self._db(self._slow_control)
+        except TRANSIENT_DB_ERRORS as exc:
+            log.warning("%s: database unavailable during control work (%s)", self.unit.label, type(exc).__name__)
 
     def _check_number_quality(self) -> None:
         try:
@@ -402,7 +483,7 @@ class ShardSender:
                 info = c.get_phone_number(self.number.phone_number_id)
         except WhatsAppError as exc:
             if exc.error_class is ErrorClass.AUTH:
-                self.stop_reason = "auth"
+                self._stop("auth")
             return
         if info.get("quality_rating") == "RED" or info.get("status") not in (None, "CONNECTED"):
             self._rotate(f"number quality {info.get('quality_rating')} / status {info.get('status')} mid-run")
@@ -415,7 +496,7 @@ class ShardSender:
             # Another sender of this shard may have rotated already; otherwise there is no spare left.
             self._resolve_number()
             if self.number.phone_number_id == old:
-                self.stop_reason = "no_hot_spare"
+                self._stop("no_hot_spare")
                 self._alert_once(f"no-spare:{old}", Alert(
                     Severity.P0, f"Cannot rotate {old}: {exc}", {"shard": self.unit.shard},
                     RunRef.from_context(self.context)))
@@ -432,7 +513,7 @@ class ShardSender:
         decision = templates.decide_variants(self.engine)
         new = decision.chosen.get(language)
         if not new or new == old:
-            self.stop_reason = "no_template"
+            self._stop("no_template")
             self._alert_once(f"no-template:{old}", Alert(
                 Severity.P0, f"Template {old} ({language}) rejected ({err.code}) and no approved backup variant",
                 {"error": err.title}, RunRef.from_context(self.context)))
@@ -444,88 +525,78 @@ class ShardSender:
             Severity.P1, f"Template {old} is {err.code == 132015 and 'PAUSED' or 'not usable'}: switched to {new}",
             {"language": language, "rows switched": n}, RunRef.from_context(self.context)))
 
-    # -- reconciliation ------------------------------------------------------------------------------
-    def _reconcile(self) -> None:
-        """Settle rows whose outcome is unknown, from evidence, before anything is resent."""
+    # -- unknown outcomes -------------------------------------------------------------------------------
+    def _settle_unknown(self) -> None:
+        """Settle this unit's rows whose outcome is unknown, from webhooks only, before anything is resent."""
         with self.engine.connect() as conn:
             rows = conn.execute(self._q("stale_unresolved"), self._scope() | {
                 "stale_s": self.opt.stale_sending_s}).fetchall()
         if not rows:
             return
-        evidence = self._evidence([r.idempotency_key for r in rows])
-        now = dt.datetime.now(dt.UTC)
-        updates = []
-        for r in rows:
-            if r.idempotency_key in evidence:
-                updates.append({"delivery_id": r.delivery_id, "status": "accepted",
-                                "wamid": evidence[r.idempotency_key]})
-                self.result.reconciled_accepted += 1
-            elif r.sending_at is None or (now - r.sending_at).total_seconds() >= self.opt.unknown_resolve_after_s:
-                updates.append({"delivery_id": r.delivery_id, "status": "queued", "wamid": None})
-                self.result.reconciled_requeued += 1
-        if updates:
-            with self.engine.begin() as conn:
-                conn.execute(self._q("resolve_unknown"), updates)
-
-    def _evidence(self, keys: list[str]) -> dict[str, str]:
-        found: dict[str, str] = {}
-        with self.engine.connect() as conn:
-            for r in conn.execute(query("fanout/webhook_evidence"), {"keys": keys}):
-                found[r.biz_opaque] = r.wamid
-        missing = [k for k in keys if k not in found]
-        if missing and self.opt.evidence_url:
-            with httpx.Client(timeout=10) as http:
-                for key in missing:
-                    resp = http.get(self.opt.evidence_url, params={"key": key})
-                    resp.raise_for_status()
-                    entries = resp.json().get("data") or []
-                    if entries:
-                        found[key] = entries[0]["wamid"]
-        return found
+        settled = unknown_outcomes.settle(
+            self.engine, rows, {"evidence": self.QUERIES["evidence"], "watermark": self.QUERIES["watermark"],
+                                "resolve": self.QUERIES["resolve_unknown"]},
+            margin_s=self.opt.watermark_margin_s, min_age_s=self.opt.unknown_resolve_after_s)
+        self.result.reconciled_accepted += settled.accepted
+        self.result.reconciled_requeued += settled.requeued
 
     # -- main loop ---------------------------------------------------------------------------------
-    async def _tick(self) -> None:
-        """Kill switch, lease, number health, templates, monitoring, then the buffered outcomes."""
-        await self._db(self._control)
-        await self._flush()
-
     async def run(self) -> UnitResult:
         """Pace sends to the bucket in batches: one loop hands out the tokens banked since its last
         wake-up and starts that many requests, while claims, control and outcome writes run in worker
         threads beside it (a token never waits for a database round trip)."""
         await self._db(self._resolve_number)
-        await self._db(self._reconcile)
-        await self._db(self._control)  # the lease is live (peers see this sender) before the first send
+        self._initial_bucket()
+        await self._db(self._settle_unknown)
+        self.paused = await self._db(self._read_kill_switch)
+        await self._tick()  # the lease is live (peers see this sender) before the first send
         if self.unit.peers > 1:
             # Joining a shared number: give the senders already on it one control tick to see this lease
             # and shrink their share before this one sends, then take the share the leases leave.
             await asyncio.sleep(1.5 * self.opt.control_tick_s)
-            await self._db(self._control)
-        deadline = self.started + self.opt.hard_deadline_s
+            await self._tick()
         next_control = time.monotonic() + self.opt.control_tick_s
         control: asyncio.Task | None = None
+        slow: asyncio.Task | None = None
         claim: asyncio.Task | None = None
         claimed_nothing = False
         next_claim = 0.0
+        next_idle_check = 0.0
+        settle_started: float | None = None
         ready: deque = deque()  # claimed ('sending') rows waiting for a token
         tasks: set[asyncio.Task] = set()
         pause_started = None
+        kill_switch = asyncio.create_task(self._watch_kill_switch())
         async with AsyncWhatsAppClient(self.settings) as client:
             try:
                 while True:
                     now = time.monotonic()
-                    if control is not None and control.done():
-                        control, done = None, control
-                        done.result()  # a failed control tick fails the unit here
-                    if control is None and now >= next_control:
-                        control = asyncio.create_task(self._tick())
+                    deadline = self.started + self.opt.hard_deadline_s + self.result.paused_seconds
+                    if kill_switch.done():
+                        kill_switch.result()  # a bug in the watcher fails the unit here
+                    for lane in (control, slow):
+                        if lane is not None and lane.done():
+                            lane.result()  # a failed control lane fails the unit here
+                    control = None if control is not None and control.done() else control
+                    slow = None if slow is not None and slow.done() else slow
+                    if now >= next_control:
                         next_control = now + self.opt.control_tick_s
+                        if control is None:
+                            control = asyncio.create_task(self._tick())
+                        if slow is None:
+                            slow = asyncio.create_task(self._slow_tick())
                     if claim is not None and claim.done():
                         claim, done = None, claim
-                        rows = done.result()
-                        claimed_nothing = not rows
-                        if claimed_nothing:
-                            next_claim = now + 0.05
+                        try:
+                            rows = done.result()
+                        except TRANSIENT_DB_ERRORS as exc:  # nothing was claimed; try again shortly
+                            log.warning("%s: claim failed (%s); retrying", self.unit.label, type(exc).__name__)
+                            rows, next_claim = [], now + 1.0
+                        else:
+                            claimed_nothing = not rows
+                            if claimed_nothing:
+                                next_claim = now + 0.05
+                        self._advance_cursors(rows)
                         ready.extend(r for r in rows if not self._skip_if_unreachable(r))
                     if self.stop_reason:
                         break
@@ -533,10 +604,10 @@ class ShardSender:
                         self._put_back(ready)  # stop new sends at once; the rows stay queued
                         ready.clear()
                         pause_started = pause_started or now
-                        if now >= deadline:
-                            self.stop_reason = "paused_past_deadline"
+                        if self.result.paused_seconds + (now - pause_started) >= self.opt.max_pause_s:
+                            self._stop("paused_too_long")
                             break
-                        await asyncio.sleep(min(0.05, self.opt.control_tick_s))
+                        await asyncio.sleep(0.05)
                         continue
                     if pause_started is not None:
                         self.result.paused_seconds += now - pause_started
@@ -554,31 +625,44 @@ class ShardSender:
                             t = asyncio.create_task(self._send_one(client, ready.popleft()))
                             tasks.add(t)
                             t.add_done_callback(tasks.discard)
-                    if not ready and claim is None and claimed_nothing and self._in_flight == 0:
-                        if control is not None:
-                            await control
-                            control = None
-                        await self._flush()
-                        await self._db(self._reconcile)
-                        left = await self._db(self._remaining)
+                    idle = not ready and claim is None and claimed_nothing and self._in_flight == 0
+                    if idle and now >= next_idle_check:
+                        next_idle_check = now + 0.25
+                        try:
+                            await self._flush()
+                            await self._db(self._settle_unknown)
+                            left = await self._db(self._remaining)
+                        except TRANSIENT_DB_ERRORS as exc:
+                            log.warning("%s: database unavailable (%s); retrying", self.unit.label,
+                                        type(exc).__name__)
+                            next_idle_check = now + 1.0
+                            continue
                         if left.queued == 0 and left.unresolved == 0:
                             break
                         if left.queued:
+                            settle_started = None
                             self._rewind()
+                        else:
+                            # Only sends of unknown outcome are left: wait, bounded, for their webhooks.
+                            settle_started = settle_started or now
+                            next_idle_check = now + self.opt.settle_poll_s
+                            if now - settle_started >= self.opt.settle_wait_s:
+                                break
                         if now >= deadline:
-                            self.stop_reason = "deadline"
+                            self._stop("deadline")
                             break
                     if ready and room > 0:
                         await asyncio.sleep(min(0.02, max(0.001, self.bucket.wait_time())))
                     else:
                         await asyncio.sleep(0.005)
             finally:
-                for pending in (claim, control):
+                kill_switch.cancel()
+                for pending in (claim, control, slow):
                     if pending is not None:
                         try:
                             rows = await pending
-                        except Exception:  # its rows stay 'sending' and are reconciled on the next run
-                            log.exception("%s: a claim or control tick failed while stopping", self.unit.label)
+                        except Exception:  # its rows stay 'sending' and are settled by the resolver later
+                            log.exception("%s: a claim or control lane failed while stopping", self.unit.label)
                             rows = None
                         if pending is claim and rows:
                             ready.extend(rows)
@@ -587,16 +671,40 @@ class ShardSender:
                     await asyncio.gather(*tasks, return_exceptions=True)
                 await self._flush()
                 await self._db(self._release)
-        left = await self._db(self._remaining)
-        self.result.remaining_queued = left.queued + left.unresolved
+        return await self._db(self._finish)
+
+    def _finish(self) -> UnitResult:
+        """Count what is left and say so: a unit never ends 'success' with rows still queued."""
+        left = self._remaining()
+        self.result.remaining_queued = left.queued
+        self.result.unknown_left = left.unresolved
         self.result.stopped_reason = self.stop_reason
         self.result.elapsed_s = round(time.monotonic() - self.started, 2)
+        ref = RunRef.from_context(self.context)
         if self.stop_reason == "auth":
             self._alert_once("auth-190", Alert(
                 Severity.P0, "WhatsApp access token rejected (190): sending stopped, rows kept queued",
-                {"unit": self.unit.label, "rows left": self.result.remaining_queued},
-                RunRef.from_context(self.context)))
+                {"unit": self.unit.label, "rows left": left.queued + left.unresolved}, ref))
             raise AuthFailure("WhatsApp access token invalid or expired (190); rows kept queued")
+        if left.unresolved:
+            self._alert_once(f"unknown-left:{self.unit.shard}:{self.unit.segment}", Alert(
+                Severity.P1, f"{left.unresolved} sends of {self.unit.label} have an unknown outcome: not resent",
+                {"why": "the API timed out or the connection broke after the request left, and no status "
+                        "webhook settles them yet", "next": "post-delivery reconciliation settles them from "
+                        "webhooks; whatever stays unknown is listed in its report for an operator"}, ref))
+        if left.queued:
+            why = {"deadline": f"the unit's deadline ({self.opt.hard_deadline_s:.0f} s of sending) passed",
+                   "paused_too_long": f"sending was paused for more than {self.opt.max_pause_s:.0f} s",
+                   "no_hot_spare": "its number failed and no hot spare was left",
+                   "no_template": "its template was rejected and no backup variant is approved",
+                   }.get(self.stop_reason or "", f"it stopped ({self.stop_reason or 'no reason recorded'})")
+            self._alert_once(f"unit-incomplete:{self.unit.shard}:{self.unit.segment}:{self.stop_reason}", Alert(
+                Severity.P0, f"{self.unit.label} stopped with {left.queued} messages still queued: {why}",
+                {"accepted by this unit": self.result.accepted, "still queued": left.queued,
+                 "unknown outcome": left.unresolved,
+                 "to finish": "fix the cause, then clear the task or run ops_backfill_delivery; queued rows are "
+                              "sent once, never twice"}, ref))
+            raise UnitIncomplete(f"{self.unit.label}: {left.queued} rows still queued because {why}")
         return self.result
 
 
@@ -682,10 +790,8 @@ def run_send_shard(unit: dict, context: dict) -> dict:
     from include.whatsapp import WhatsAppHook
 
     hook = WhatsAppHook()
-    extra = hook.get_connection(hook.whatsapp_conn_id).extra_dejson
     params = context.get("params") or {}
-    options = SenderOptions(jitter_honoured=bool(params.get("honour_jitter", True)),
-                            evidence_url=extra.get("status_evidence_url"))
+    options = SenderOptions(jitter_honoured=bool(params.get("honour_jitter", True)))
     try:
         return send_unit(get_engine(), hook.get_settings(), unit, options, context)
     except AuthFailure as exc:

@@ -355,10 +355,8 @@ def run_send_canary(context: dict) -> dict:
 
     engine, day = _engine(), window_date(context)
     hook = WhatsAppHook()
-    extra = hook.get_connection(hook.whatsapp_conn_id).extra_dejson
     ti = context.get("ti")
-    result = run_canary(engine, hook.get_settings(), day, evidence_url=extra.get("status_evidence_url"),
-                        context=context, run_id=getattr(ti, "run_id", None))
+    result = run_canary(engine, hook.get_settings(), day, context=context, run_id=getattr(ti, "run_id", None))
     return finish(engine, result, day, context, DAG_ID)
 
 

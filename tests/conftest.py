@@ -17,7 +17,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from include.devstack.pg import EmbeddedPostgres  # noqa: E402
-from tests.support import TEST_APP_SECRET, TEST_TOKEN, SandboxProcess  # noqa: E402
+from tests.support import TEST_APP_SECRET, TEST_TOKEN, TEST_VERIFY_TOKEN, SandboxProcess  # noqa: E402
 
 _STATE: dict = {}
 
@@ -106,13 +106,27 @@ def sandbox(sandbox_server, monkeypatch):
     sandbox_server.reset()
     monkeypatch.setenv("AIRFLOW_CONN_WHATSAPP_CLOUD", json.dumps({
         "conn_type": "http", "host": sandbox_server.url, "password": TEST_TOKEN,
+        # Production mode: only what Meta gives (API answers, webhooks); the ledger is the tests' referee.
         "extra": {"waba_id": "200000000000001", "app_secret": TEST_APP_SECRET, "api_version": "v21.0",
-                  "status_evidence_url": f"{sandbox_server.url}/_sandbox/ledger"}}))
+                  "verify_token": TEST_VERIFY_TOKEN}}))
     monkeypatch.setenv("AIRFLOW_CONN_SLACK_ALERTS", json.dumps({
         "conn_type": "slackwebhook", "password": f"{sandbox_server.url}/slack/webhook/alerts"}))
     monkeypatch.setenv("AIRFLOW_CONN_SLACK_APPROVERS", json.dumps({
         "conn_type": "slackwebhook", "password": f"{sandbox_server.url}/slack/webhook/approvers"}))
     return sandbox_server
+
+
+@pytest.fixture
+def receiver(app_db, sandbox):
+    """The real webhook receiver storing into this test's database, with the sandbox posting its signed
+    status webhooks to it: the only evidence of a send's fate that production has."""
+    from tests.support import ReceiverServer
+
+    server = ReceiverServer(app_db)
+    sandbox.configure(webhooks={"url": server.url})
+    yield server
+    sandbox.configure(webhooks={"url": ""})
+    server.stop()
 
 
 @pytest.fixture(scope="session")

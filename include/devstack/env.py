@@ -55,9 +55,7 @@ class StackSettings:
         s = self.secrets or {}
         return json.dumps({"conn_type": "http", "host": self.sandbox_url, "password": s.get("whatsapp_token", ""),
                            "extra": {"waba_id": WABA_ID, "app_secret": s.get("app_secret", ""),
-                                     "api_version": API_VERSION, "verify_token": s.get("verify_token", ""),
-                                     # Sandbox only: Meta has no such API; in production evidence is webhooks.
-                                     "status_evidence_url": f"{self.sandbox_url}/_sandbox/ledger"}})
+                                     "api_version": API_VERSION, "verify_token": s.get("verify_token", "")}})
 
     def slack_conn_json(self, channel: str = "alerts") -> str:
         return json.dumps({"conn_type": "slackwebhook", "password": f"{self.sandbox_url}/slack/webhook/{channel}"})

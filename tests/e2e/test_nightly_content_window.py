@@ -46,7 +46,7 @@ def window_summary(sandbox):
 
 
 def test_nightly_window_renders_qcs_falls_back_and_canaries_and_a_rerun_redoes_nothing(dags, app_db, sandbox,
-                                                                                      airflow_db):
+                                                                                      receiver, airflow_db):
     from airflow.sdk import ObjectStoragePath
 
     seed(app_db)
@@ -194,7 +194,7 @@ def test_bulk_approve_refuses_high_risk_levels(app_db):
     assert scalar(app_db, "SELECT count(*) FROM audit_log") == 0
 
 
-def test_a_failing_canary_is_a_p1_and_the_pre_delivery_check_sees_it(app_db, sandbox):
+def test_a_failing_canary_is_a_p1_and_the_pre_delivery_check_sees_it(app_db, sandbox, receiver):
     from include import nightly
     from include.canary import run_canary
     from include.pre_delivery import content_ready
@@ -205,10 +205,9 @@ def test_a_failing_canary_is_a_p1_and_the_pre_delivery_check_sees_it(app_db, san
         nightly.render_batch(app_db, DAY, b["batch"], b["batch_count"], "approved")
     nightly.assign_fallbacks(app_db, DAY)
     hook = WhatsAppHook()
-    evidence = hook.get_connection("whatsapp_cloud").extra_dejson["status_evidence_url"]
     # ...07 is rejected by the API (131026); ...03 is accepted but its delivery fails.
     result = run_canary(app_db, hook.get_settings(), DAY, phones=("+919900000001", "+919900000007", "+919900000003"),
-                        evidence_url=evidence, wait_s=15)
+                        wait_s=15)
     assert result.severity.value == "P1" and not result.ok
     assert any("131026" in i or "undeliverable" in i.lower() for i in result.items), result.items
     assert scalar(app_db, "SELECT status FROM canary_runs") == "failed"

@@ -1,4 +1,5 @@
--- Settle an unresolved row: accepted (evidence found) or back to the queue (no evidence).
+-- Settle an unresolved row: accepted (a status webhook of this attempt), back to the queue (the webhook
+-- watermark proves it was never accepted), or 'unknown' (a stale 'sending' row whose fate is not known yet).
 UPDATE deliveries SET
     status = CAST(:status AS text),
     wamid = COALESCE(CAST(:wamid AS text), wamid),

@@ -4,8 +4,10 @@
 --   out-of-order events only fill in timestamps.
 -- * Read implies delivered: Meta may skip the delivered event.
 -- * A failure carries its error code and title.
--- Rows still in the sender's hands (queued/sending/unknown) are left for the sender's own evidence
--- check; their events stay unprocessed until the row is settled. Events for canary messages, and
+-- * A webhook of an earlier attempt (its wamid superseded when the row was requeued) is set aside.
+-- Rows still in the sender's hands (queued/sending/unknown) are left for the unknown-outcome resolver
+-- (include/unknown_outcomes.py), which the sender and post-delivery reconciliation run; their events
+-- stay unprocessed until the row is settled. Events for canary messages, and
 -- events with no delivery after :orphan_after_s, are marked processed with a note.
 WITH ev AS (
     SELECT e.event_id, e.wamid, e.status, e.event_ts, e.biz_opaque, e.payload, e.received_at
@@ -16,11 +18,14 @@ WITH ev AS (
     FOR UPDATE SKIP LOCKED
 ), matched AS (
     SELECT ev.*, coalesce(d1.delivery_id, d2.delivery_id) AS delivery_id,
-           coalesce(d1.status, d2.status) AS delivery_status
+           coalesce(d1.status, d2.status) AS delivery_status,
+           d1.delivery_id IS NULL AND d2.delivery_id IS NULL AND ev.biz_opaque IS NOT NULL AND EXISTS (
+               SELECT 1 FROM deliveries d3
+               WHERE d3.idempotency_key = ev.biz_opaque AND ev.wamid = ANY(d3.superseded_wamids)) AS superseded
     FROM ev
     LEFT JOIN deliveries d1 ON d1.wamid = ev.wamid
     LEFT JOIN deliveries d2 ON d1.delivery_id IS NULL AND ev.biz_opaque IS NOT NULL
-                           AND d2.idempotency_key = ev.biz_opaque
+                           AND d2.idempotency_key = ev.biz_opaque AND NOT (ev.wamid = ANY(d2.superseded_wamids))
 ), applicable AS (
     SELECT * FROM matched
     WHERE delivery_id IS NOT NULL AND delivery_status IN ('accepted', 'sent', 'delivered', 'read', 'failed')
@@ -59,11 +64,13 @@ WITH ev AS (
     UPDATE webhook_events w SET
         processed_at = now(),
         process_error = CASE WHEN m.delivery_id IS NOT NULL THEN NULL
+                             WHEN m.superseded THEN 'webhook of an earlier attempt (wamid superseded by a resend)'
                              WHEN m.biz_opaque LIKE 'canary:%' THEN 'canary message (see canary_sends)'
                              ELSE 'no delivery with this wamid or idempotency key' END
     FROM matched m
     WHERE w.event_id = m.event_id
       AND (m.delivery_status IN ('accepted', 'sent', 'delivered', 'read', 'failed')
+           OR m.superseded
            OR (m.delivery_id IS NULL AND (m.biz_opaque LIKE 'canary:%'
                                           OR m.received_at < now() - make_interval(secs => :orphan_after_s))))
     RETURNING w.event_id
