@@ -5,7 +5,7 @@ Runbook *"06:00–06:05 delivery"*. Sends today's plan (written by `pre_delivery
 
 | Task | What it does |
 |---|---|
-| `prepare_send_queue` | A *scheduled* run that starts more than 30 min after 06:00 (scheduler down, stack started later: Airflow still runs the missed slot) sends nothing and pages P0: use `ops_backfill_delivery`. Then queues every plan row as a `deliveries` row (idempotent) and lists the sender units: one per shard (its segment groups in send order), or one per (shard, segment) on a number of ≥ 300 msg/s; at most 64 |
+| `prepare_send_queue` | A manual run delivers today (IST) only: a past date is refused with a pointer to `ops_backfill_delivery` (reason, audit), a future date is refused. A *scheduled* run that starts more than 30 min after 06:00 (scheduler down, stack started later: Airflow still runs the missed slot) sends nothing and pages P0: use `ops_backfill_delivery`. Then queues every plan row as a `deliveries` row (idempotent) and lists the sender units: one per shard (its segment groups in send order), or one per (shard, segment) on a number of ≥ 300 msg/s; at most 64 |
 | `send_shard` (mapped; the label shows number, shard and segment groups) | Streams its rows in claimed batches, sends concurrently inside the number's token bucket (shared across live senders, adaptive on 130429), retries retryable errors with backoff (131056: 4^x s for that recipient), never retries permanent ones, re-checks DNC/opt-out at send time, rotates a RED or policy-blocked number to the hot spare, switches a paused template to its backup, honours the kill switch within a tick, pages on >2% failures in 2 min, <95% success for 2 min, or a 190 |
 | `validate_delivery_sla` | ≥ 99% of the plan accepted within 5 minutes, else a P0 with counts by reason; final summary to Slack |
 
@@ -71,7 +71,8 @@ def _backfill_date(ctx, day):
      max_active_runs=1, tags=["delivery"], default_args=default_args(), doc_md=__doc__,
      params={
          "business_date": Param(None, type=["null", "string"], format="date",
-                                description="Leave empty for today in IST."),
+                                description="Leave empty for today in IST. Only today is accepted here: "
+                                            "a past date goes through ops_backfill_delivery (audited)."),
          "honour_jitter": Param(True, type="boolean", description="Spread sends over the plan's jitter offsets."),
      })
 def delivery_fanout():

@@ -5,8 +5,10 @@
   the deliveries that failed with a retryable code (throughput, pair rate, transient/5xx). Permanent failures
   (131026, 131047, 131049, 131050), template and policy failures are never re-queued. The next run of
   `delivery_fanout` for that date (or `ops_backfill_delivery`) sends them.
-* **`ops_rotate_number`** — runbook *"Move a shard to another number"*. Moves a date's unsent plan rows and
-  queued deliveries from one sending number to another that is active, connected and not RED.
+* **`ops_rotate_number`** — runbook *"Move a shard to another number"*. The target number (a hot spare:
+  active, connected, not RED, serving no shard) takes over the shard the source number serves; the source
+  steps down to hot spare. Senders read their shard's number every control tick, so a run in flight moves
+  within one tick. Unsent plan rows and queued deliveries of the date and later dates move with the shard.
 
 Both need a **reason** and write `audit_log` with the triggering user. A bad parameter (unknown number, a
 future date, an empty reason) fails the run at once and changes nothing.

@@ -7,8 +7,8 @@ with a `business_date` defaults to the full 06:30 report).
 
 | Task | Runbook step |
 |---|---|
-| `reconcile_webhook_events` | Applies stored status webhooks to `deliveries`: never backwards, read implies delivered, duplicates ignored, failures carry code and title |
-| `detect_stuck_messages` | Accepted but without delivered/read/failed after 15 min (configurable) |
+| `reconcile_webhook_events` | Settles sends of unknown outcome (timeouts, killed senders) from their status webhooks or the webhook watermark, then applies stored status webhooks to `deliveries`: never backwards, read implies delivered, duplicates ignored, failures carry code and title |
+| `detect_stuck_messages` | Accepted but without delivered/read/failed after 15 min (configurable); sends whose outcome is still unknown (P1, never resent automatically) |
 | `compute_delivery_kpis` | Planned, accepted, delivered, read, failed by code, skipped by reason, delivery rate, latency p50/p95, delivered ≤ 5 min (SLO 95%), API p95 — overall, per segment, per number |
 | `apply_alert_thresholds` | Delivery rate < 95% warning (P2), < 90% critical (P0) from 06:15; opt-out spike (> 10 in 5 min or > 3% of the last 100 sends) P1 |
 | `choose_checkpoint` | Branches to the checkpoint's own task |
@@ -42,7 +42,7 @@ def post_delivery_report():
 
     @task
     def reconcile_webhook_events() -> dict:
-        return pd.run_reconcile()
+        return pd.run_reconcile(get_current_context())
 
     @task
     def detect_stuck_messages() -> dict:

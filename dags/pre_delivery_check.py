@@ -29,7 +29,8 @@ DELIVERY_PLAN = Asset("delivery_plan")
      params={
          "business_date": Param(None, type=["null", "string"], format="date",
                                 description="Leave empty for today in IST."),
-         "jitter_window_s": Param(config.JITTER_WINDOW_SECONDS, type="integer", minimum=1, maximum=3600,
+         "jitter_window_s": Param(config.JITTER_WINDOW_SECONDS, type="integer", minimum=1,
+                                  maximum=config.MAX_JITTER_WINDOW_S,
                                   description="Seconds over which plan rows' send offsets are spread."),
      })
 def pre_delivery_check():

@@ -186,6 +186,9 @@ SENDER_MAX_ATTEMPTS = _env_int("SENDER_MAX_ATTEMPTS", 6)
 SENDER_CONTROL_TICK_S = _env_float("SENDER_CONTROL_TICK_S", 0.5)  # kill-switch / lease / monitor cadence
 SENDER_NUMBER_CHECK_S = _env_float("SENDER_NUMBER_CHECK_S", 10.0)  # how often a sender re-reads quality
 SENDER_HARD_DEADLINE_S = _env_int("SENDER_HARD_DEADLINE_S", 900)   # give up (rows stay queued) after this
+# A plan's jitter must end well before the senders' deadline, or its last rows could never be sent (or retried).
+JITTER_DEADLINE_HEADROOM_S = _env_int("JITTER_DEADLINE_HEADROOM_S", 120)
+MAX_JITTER_WINDOW_S = SENDER_HARD_DEADLINE_S - JITTER_DEADLINE_HEADROOM_S
 SENDER_STALE_SENDING_S = _env_int("SENDER_STALE_SENDING_S", 30)    # a 'sending' row older than this is orphaned
 # Unknown outcomes (timeouts after the bytes left, rows a killed sender left 'sending') are settled only from
 # what Meta gives: a status webhook of that attempt means accepted; no webhook means nothing until the

@@ -769,10 +769,24 @@ def refuse_late_scheduled_start(context: dict, now: dt.datetime | None = None,
                     "use ops_backfill_delivery to send this date deliberately")
 
 
+def refuse_dates_other_than_today(requested: dt.date, today: dt.date) -> None:
+    """`delivery_fanout` delivers today (IST) only. A past date is a backfill, which needs a reason and an
+    audit row (`ops_backfill_delivery`); a future date has nothing to deliver yet."""
+    if requested > today:
+        raise ValueError(f"business date {requested} is in the future (today in IST is {today}); "
+                         "nothing can be delivered for it yet")
+    if requested < today:
+        raise ValueError(f"business date {requested} is not today ({today} in IST): delivering a past date is a "
+                         "backfill; trigger ops_backfill_delivery with the date and a reason (it is audited)")
+
+
 def run_prepare_send_queue(context: dict, business_date: dt.date, scheduled_dag: bool) -> list[dict]:
-    """Body of `prepare_send_queue`: the late-start guard (scheduled DAG only), then prepare_fanout."""
+    """Body of `prepare_send_queue`: on the scheduled DAG, the late-start guard and today-only for a date an
+    operator typed; then prepare_fanout."""
     from airflow.sdk.exceptions import AirflowFailException
 
+    from include.dagkit import fail_fast_on_bad_input
+    from include.dates import ist_today
     from include.db import get_engine
 
     if scheduled_dag:
@@ -780,6 +794,9 @@ def run_prepare_send_queue(context: dict, business_date: dt.date, scheduled_dag:
             refuse_late_scheduled_start(context)
         except LateStart as exc:
             raise AirflowFailException(str(exc)) from exc  # retrying later would only be later
+        if (context.get("params") or {}).get("business_date"):
+            with fail_fast_on_bad_input():
+                refuse_dates_other_than_today(business_date, ist_today())
     return prepare_fanout(get_engine(), business_date)
 
 

@@ -108,19 +108,36 @@ def rotate_to_hot_spare(engine: Engine, phone_number_id: str, reason: str, actor
 
 def move_between_numbers(engine: Engine, business_date: dt.date, from_number: str, to_number: str, reason: str,
                          actor: str) -> dict:
-    """Operator rotation (ops_rotate_number): move a date's unsent rows from one number to another."""
+    """Operator rotation (ops_rotate_number): `to_number` takes over the shard `from_number` serves.
+
+    Senders pick their number from `sending_numbers` by shard on every control tick, so this is what moves
+    traffic, in a run already in flight too. `from_number` steps down to hot spare (still active, so the
+    operator can rotate back); the unsent plan rows and queued deliveries of `business_date` and every later
+    date move with the shard. Validated first, done in one transaction with its audit row."""
     with engine.begin() as conn:
-        known = {r.phone_number_id: r for r in conn.execute(query("numbers/all"))}
+        known = {r.phone_number_id: r for r in conn.execute(query("numbers/lock_all"))}
         for n in (from_number, to_number):
             if n not in known:
                 raise ValueError(f"unknown sending number {n!r} (known: {', '.join(sorted(known))})")
         if from_number == to_number:
             raise ValueError("from_number and to_number are the same number")
-        target = known[to_number]
+        source, target = known[from_number], known[to_number]
+        if source.role != "primary" or not source.active:
+            raise ValueError(f"number {from_number} serves no shard (role={source.role}, active={source.active}); "
+                             "nothing to rotate")
         if not target.active or target.status != "CONNECTED" or target.quality_rating == "RED":
             raise ValueError(f"number {to_number} cannot take traffic (active={target.active}, "
                              f"status={target.status}, quality={target.quality_rating})")
-        moved = move_pending_rows(conn, business_date, from_number, to_number)
-        details = {"from": from_number, "to": to_number, "business_date": business_date, "rows_moved": moved}
+        if target.role == "primary":
+            raise ValueError(f"number {to_number} already serves shard {target.shard}; rotate to a hot spare")
+        conn.execute(query("numbers/demote_to_spare"), {"n": from_number})
+        conn.execute(query("numbers/promote_spare"), {"shard": source.shard, "n": to_number})
+        dates = sorted({business_date, *(r[0] for r in conn.execute(query("numbers/pending_dates"),
+                                                                     {"n": from_number}))})
+        moved = sum(move_pending_rows(conn, d, from_number, to_number) for d in dates if d >= business_date)
+        details = {"from": from_number, "to": to_number, "shard": source.shard, "business_date": business_date,
+                   "rows_moved": moved, "from_number_now": "hot_spare"}
         audit.record(conn, actor, "rotate_number", from_number, reason, details)
+    log.warning("operator rotation: shard %s moves from %s to %s (%d unsent rows moved)", source.shard,
+                from_number, to_number, moved)
     return details

@@ -46,6 +46,10 @@ def build_plan(engine: Engine, business_date: dt.date, templates: dict[str, str]
         raise ValueError(f"no approved template for the default language {default_language!r}: {templates}")
     if jitter_window_s < 1:
         raise ValueError(f"jitter window must be at least 1 s, got {jitter_window_s}")
+    if jitter_window_s > config.MAX_JITTER_WINDOW_S:
+        raise ValueError(f"jitter window {jitter_window_s} s would end too close to the senders' deadline "
+                         f"({config.SENDER_HARD_DEADLINE_S} s): at most {config.MAX_JITTER_WINDOW_S} s, leaving "
+                         f"{config.JITTER_DEADLINE_HEADROOM_S} s for retries")
     with engine.begin() as conn:
         removed = conn.execute(query("plan/remove_ineligible"), {"business_date": business_date}).rowcount
         written = conn.execute(query("plan/build"), {

@@ -53,7 +53,18 @@ def stuck_messages(engine: Engine, business_date: dt.date,
                                      f"{stuck_after_min} min")
         result.items.extend(f"advisor {r.advisor_id} via {r.phone_number_id}: {r.status} since "
                             f"{r.accepted_at:%H:%M:%S} UTC ({r.minutes_waiting:.0f} min), {r.wamid}" for r in rows[:20])
-    result.summary = f"{len(rows)} stuck after {stuck_after_min} min"
+    with engine.connect() as conn:
+        unknown = conn.execute(query("report/unknown_outcomes"), {
+            "business_date": business_date, "stale_s": config.SENDER_STALE_SENDING_S}).fetchall()
+    result.facts.update(unknown_outcome=len(unknown))
+    if unknown:
+        # Not resent: a send that may have been accepted is an operator's call (the audit trail shows it).
+        result.escalate(Severity.P1, f"{len(unknown)} send(s) with an unknown outcome: no status webhook, not "
+                                     "resent automatically")
+        result.items.extend(f"advisor {r.advisor_id} via {r.phone_number_id}: {r.status} since "
+                            f"{r.sending_at:%H:%M:%S} UTC ({r.minutes_unknown:.0f} min, attempt {r.attempts})"
+                            for r in unknown[:20])
+    result.summary = f"{len(rows)} stuck after {stuck_after_min} min, {len(unknown)} unknown outcome"
     return result
 
 
@@ -247,10 +258,18 @@ def resolve_checkpoint(context: dict) -> str:
     return checkpoint_for(run_after.astimezone(config.IST).time())
 
 
-def run_reconcile() -> dict:
+def run_reconcile(context: dict) -> dict:
+    """Settle the date's sends of unknown outcome from webhooks (the senders have stopped), then apply the
+    stored status webhooks to deliveries."""
     from include.reconcile import reconcile_webhooks
+    from include.unknown_outcomes import settle_date
 
-    return reconcile_webhooks(_engine()).as_dict()
+    engine = _engine()
+    settled = settle_date(engine, report_date(context))
+    out = reconcile_webhooks(engine).as_dict()
+    out.update(unknown_settled_accepted=settled.accepted, unknown_requeued=settled.requeued,
+               unknown_left=settled.unknown)
+    return out
 
 
 def run_stuck(context: dict) -> dict:

@@ -43,17 +43,17 @@ def rows(engine, sql: str, **params):
         return conn.execute(sa.text(sql), params).fetchall()
 
 
-def planned_world(engine, advisors=200, research_digits="12345"):
-    seed(engine, advisors=advisors)
+def planned_world(engine, advisors=200, research_digits="12345", day: dt.date = DAY):
+    seed(engine, advisors=advisors, day=day)
     with engine.begin() as c:
         # A few recipients become research-mode numbers with fixed outcomes.
         for i, digit in enumerate(research_digits):
             c.execute(sa.text("UPDATE advisors SET phone_e164 = :p WHERE advisor_id = (SELECT advisor_id FROM "
                               "eligible_advisors ORDER BY advisor_id OFFSET :o LIMIT 1)"),
                       {"p": f"+91990000{i:03d}{digit}", "o": i * 7})
-    make_ready(engine)
-    content.assign_content(engine, DAY)
-    planning.build_plan(engine, DAY, {"en": "daily_pack_v1", "hi": "daily_pack_hi_v1"}, jitter_window_s=5)
+    make_ready(engine, day)
+    content.assign_content(engine, day)
+    planning.build_plan(engine, day, {"en": "daily_pack_v1", "hi": "daily_pack_hi_v1"}, jitter_window_s=5)
     return scalar(engine, "SELECT count(*) FROM delivery_plan")
 
 

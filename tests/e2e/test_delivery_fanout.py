@@ -4,10 +4,13 @@ import sqlalchemy as sa
 
 import pytest
 
+from include.dates import ist_today
 from tests.world import DAY, planned_world, rows, scalar
 
 pytestmark = pytest.mark.e2e
-CONF = {"business_date": str(DAY), "honour_jitter": False}
+# delivery_fanout delivers today (IST) only; past dates go through ops_backfill_delivery.
+TODAY = ist_today()
+CONF = {"business_date": str(TODAY), "honour_jitter": False}
 
 
 @pytest.fixture(scope="module")
@@ -32,7 +35,7 @@ def assert_no_duplicates_and_nothing_lost(engine, sandbox):
 
 
 def test_happy_path_accepts_more_than_99_percent(dag, app_db, sandbox, airflow_db):
-    planned = planned_world(app_db)
+    planned = planned_world(app_db, day=TODAY)
     dr = dag.test(run_conf=CONF)
     assert dr.state == "success"
     accepted = scalar(app_db, "SELECT count(*) FROM deliveries WHERE status = 'accepted'")
@@ -212,7 +215,7 @@ def test_pause_stops_sends_within_2_s_and_resume_continues_without_duplicates(ap
 
 
 def test_advisor_added_to_dnc_after_planning_is_skipped(dag, app_db, sandbox, airflow_db):
-    planned_world(app_db, advisors=100, research_digits="")
+    planned_world(app_db, advisors=100, research_digits="", day=TODAY)
     victim, phone = rows(app_db, "SELECT a.advisor_id, a.phone_e164 FROM delivery_plan p JOIN advisors a "
                                  "USING (advisor_id) ORDER BY 1 LIMIT 1")[0]
     with app_db.begin() as c:

@@ -87,6 +87,48 @@ def test_rotate_number_moves_unsent_rows_only(dags, app_db, sandbox, airflow_db)
     assert scalar(app_db, "SELECT count(*) FROM delivery_plan WHERE phone_number_id = '100000000000005'") == on_two - 1
     details = rows(app_db, "SELECT details FROM audit_log WHERE action = 'rotate_number'")[0][0]
     assert details["rows_moved"] == on_two - 1
+    # The shard itself moved: that is what senders read.
+    assert rows(app_db, "SELECT phone_number_id, role, shard FROM sending_numbers WHERE phone_number_id IN "
+                        "('100000000000002', '100000000000005') ORDER BY 1") == [
+        ("100000000000002", "hot_spare", None), ("100000000000005", "primary", 1)]
+
+
+def test_operator_rotation_moves_a_run_in_flight_within_a_tick(app_db, sandbox):
+    """ops_rotate_number during a fan-out: the shard's later sends leave from the new number (ledger per number)."""
+    import threading
+    import time
+
+    from tests.e2e.test_delivery_fanout import _send_all
+    from tests.world import planned_world
+
+    planned_world(app_db, advisors=200, research_digits="")
+    with app_db.begin() as c:  # spread the sends over ~10 s so the rotation lands mid-run
+        c.execute(sa.text("UPDATE delivery_plan SET jitter_ms = (advisor_id * 37) % 10000"))
+    results = []
+    runner = threading.Thread(target=lambda: results.extend(_send_all(app_db, sandbox, parallel=True)))
+    runner.start()
+    deadline = time.monotonic() + 30
+    while sandbox.ledger_stats()["by_number"].get("100000000000002", 0) < 5 and time.monotonic() < deadline:
+        time.sleep(0.02)
+    conf = {"business_date": str(TODAY), "from_number": "100000000000002", "to_number": "100000000000005",
+            "reason": "drill: move shard 1"}
+    from include.numbers import move_between_numbers
+
+    rotated = move_between_numbers(app_db, TODAY, conf["from_number"], conf["to_number"], conf["reason"], "tests")
+    rotated_at = time.time()
+    runner.join(120)
+    assert not runner.is_alive()
+    ledger = sandbox.ledger(limit=100000)
+    on_old = [e for e in ledger if e["phone_number_id"] == "100000000000002"]
+    on_new = [e for e in ledger if e["phone_number_id"] == "100000000000005"]
+    assert on_old and on_new, sandbox.ledger_stats()["by_number"]
+    # Within one control tick (0.2 s here) plus the requests already in flight, nothing more leaves the old number.
+    assert max(e["accepted_at"] for e in on_old) < rotated_at + 1.0
+    assert min(e["accepted_at"] for e in on_new) > rotated_at - 1.0
+    assert rotated["shard"] == 1 and "100000000000005" in {n for r in results for n in r["numbers_used"]}
+    stats = sandbox.ledger_stats()
+    assert stats["duplicate_recipient_days"] == {} and stats["accepted"] == scalar(
+        app_db, "SELECT count(*) FROM delivery_plan")
 
 
 @pytest.mark.parametrize("conf", [

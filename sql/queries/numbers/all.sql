@@ -1,1 +1,0 @@
-SELECT phone_number_id, role, shard, active, quality_rating, status FROM sending_numbers
