@@ -3,6 +3,6 @@
 SELECT d.delivery_id, d.advisor_id, d.phone_number_id, d.status, d.sending_at, d.attempts,
        round(extract(epoch FROM now() - d.sending_at) / 60) AS minutes_unknown
 FROM deliveries d
-WHERE d.business_date = :business_date AND d.status IN ('unknown', 'sending')
-  AND d.sending_at < now() - make_interval(secs => :stale_s)
+WHERE d.business_date = :business_date
+  AND (d.status = 'unknown' OR (d.status = 'sending' AND d.sending_at < now() - make_interval(secs => :stale_s)))
 ORDER BY d.sending_at
