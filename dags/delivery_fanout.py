@@ -7,7 +7,8 @@ Runbook *"06:00–06:05 delivery"*. Sends today's plan (written by `pre_delivery
 |---|---|
 | `prepare_send_queue` | A manual run delivers today (IST) only: a past date is refused with a pointer to `ops_backfill_delivery` (reason, audit), a future date is refused. A *scheduled* run that starts more than 30 min after 06:00 (scheduler down, stack started later: Airflow still runs the missed slot) sends nothing and pages P0: use `ops_backfill_delivery`. Then queues every plan row as a `deliveries` row (idempotent) and lists the sender units: one per shard (its segment groups in send order), or one per (shard, segment) on a number of ≥ 300 msg/s; at most 64 |
 | `send_shard` (mapped; the label shows number, shard and segment groups) | Streams its rows in claimed batches, sends concurrently inside the number's token bucket (shared across live senders, adaptive on 130429), retries retryable errors with backoff (131056: 4^x s for that recipient), never retries permanent ones, re-checks DNC/opt-out at send time, rotates a RED or policy-blocked number to the hot spare, switches a paused template to its backup, honours the kill switch within a tick, pages on >2% failures in 2 min, <95% success for 2 min, or a 190 |
-| `validate_delivery_sla` | ≥ 99% of the plan accepted within 5 minutes, else a P0 with counts by reason; final summary to Slack |
+| `validate_delivery_sla` | ≥ 99% of the plan accepted within 5 minutes, else a P0 with counts by reason; final summary to Slack. Runs even when a sender failed; skipped when an operator's request was refused and nothing was queued |
+| `fail_run_if_a_task_failed` | Runs only when a task above failed, and fails, so the run is red (the SLA check after a failed sender is still green) |
 
 **Idempotency**: the key is (business date, advisor), sent as `biz_opaque_callback_data`. A task retry, a clear, a rerun or
 a second run for the same date never sends twice; a request whose outcome is unknown is reconciled against status evidence first.
@@ -52,7 +53,13 @@ def _fanout(resolve_date, scheduled_dag: bool):
         ctx = get_current_context()
         return validate_sla(get_engine(), resolve_date(ctx, day), ctx)
 
-    return prepare_send_queue, send_shard, validate_delivery_sla
+    @task(trigger_rule="one_failed", retries=0)
+    def fail_run_if_a_task_failed() -> None:
+        from include.delivery import fail_run_if_a_task_failed as fail
+
+        fail(get_current_context())
+
+    return prepare_send_queue, send_shard, validate_delivery_sla, fail_run_if_a_task_failed
 
 
 def _run_date(ctx, day):
@@ -76,9 +83,12 @@ def _backfill_date(ctx, day):
          "honour_jitter": Param(True, type="boolean", description="Spread sends over the plan's jitter offsets."),
      })
 def delivery_fanout():
-    prepare_send_queue, send_shard, validate_delivery_sla = _fanout(_run_date, scheduled_dag=True)
+    prepare_send_queue, send_shard, validate_delivery_sla, fail_run = _fanout(_run_date, scheduled_dag=True)
     units = prepare_send_queue()
-    send_shard.expand(unit=units) >> validate_delivery_sla()
+    sends = send_shard.expand(unit=units)
+    validated = validate_delivery_sla()
+    sends >> validated
+    [units, sends, validated] >> fail_run()
 
 
 @dag(dag_id="ops_backfill_delivery", schedule=None, catchup=False, max_active_runs=1, tags=["ops", "delivery"],
@@ -100,10 +110,13 @@ def ops_backfill_delivery():
             return authorise(get_engine(), ctx["params"]["business_date"], ctx["params"]["reason"],
                              acting_user(ctx))["business_date"]
 
-    prepare_send_queue, send_shard, validate_delivery_sla = _fanout(_backfill_date, scheduled_dag=False)
+    prepare_send_queue, send_shard, validate_delivery_sla, fail_run = _fanout(_backfill_date, scheduled_dag=False)
     day = authorise_backfill()
     units = prepare_send_queue(day)
-    send_shard.expand(unit=units) >> validate_delivery_sla(day)
+    sends = send_shard.expand(unit=units)
+    validated = validate_delivery_sla(day)
+    sends >> validated
+    [units, sends, validated] >> fail_run()
 
 
 delivery_fanout()

@@ -822,6 +822,15 @@ def validate_sla(engine: Engine, business_date: dt.date, context: dict | None = 
         s = conn.execute(query("fanout/sla"), {"business_date": business_date,
                                                "window_s": config.SEND_WINDOW_SECONDS}).one()
         reasons = conn.execute(query("fanout/outcome_reasons"), {"business_date": business_date}).fetchall()
+    if s.queued_total == 0 and s.planned > 0 and context is not None:
+        from include.dagkit import run_type
+
+        if run_type(context.get("dag_run")) != "scheduled":
+            # An operator's run whose prepare_send_queue refused the request (a wrong date): nothing was queued,
+            # the refusal is on that task, and a P0 "SLA missed" would page on-call for a typo.
+            from airflow.sdk.exceptions import AirflowSkipException
+
+            raise AirflowSkipException(f"nothing was queued for {business_date}: see prepare_send_queue")
     sendable = max(0, s.planned - s.skipped)
     ratio = (s.accepted_by_deadline / sendable) if sendable else 1.0
     facts = {"business date": business_date.isoformat(), "planned": s.planned, "accepted": s.accepted,
@@ -836,3 +845,11 @@ def validate_sla(engine: Engine, business_date: dt.date, context: dict | None = 
                    facts, ref, details))
     post(Alert(Severity.INFO, f"Delivery fan-out summary for {business_date}", facts, ref, details))
     return {"sla_met": met, "ratio": ratio, **{k: v for k, v in s._mapping.items() if k != "window_started"}}
+
+
+def fail_run_if_a_task_failed(context: dict) -> None:
+    """The run's last word: a fan-out whose refusal, sender or SLA check failed shows as a failed run, even
+    though `validate_delivery_sla` (trigger rule all_done) still ran and succeeded after it."""
+    from airflow.sdk.exceptions import AirflowFailException
+
+    raise AirflowFailException("a fan-out task failed (see the red task); rows not sent stay queued")

@@ -54,6 +54,22 @@ def test_happy_path_accepts_more_than_99_percent(dag, app_db, sandbox, airflow_d
     assert sandbox.ledger_stats()["accepted"] == before
 
 
+@pytest.mark.parametrize("offset_days, message", [(-1, "ops_backfill_delivery"), (1, "in the future")])
+def test_a_manual_run_for_another_day_is_refused_and_sends_nothing(dag, app_db, sandbox, airflow_db, offset_days,
+                                                                   message):
+    import datetime as dt
+
+    day = TODAY + dt.timedelta(days=offset_days)
+    planned_world(app_db, advisors=40, research_digits="", day=day)
+    dr = dag.test(run_conf={"business_date": str(day), "honour_jitter": False})
+    assert dr.state == "failed"
+    assert sandbox.ledger_stats()["accepted"] == 0 and scalar(app_db, "SELECT count(*) FROM deliveries") == 0
+    posts = [p["payload"] for p in sandbox.slack_posts()]
+    assert any(message in str(p) for p in posts), posts
+    prepare = next(t for t in dr.get_task_instances() if t.task_id == "prepare_send_queue")
+    assert prepare.state == "failed" and prepare.try_number == 1  # an operator's typo is not retried
+
+
 # -- driving one sender unit directly (the body of a mapped send_shard task) -----------------------
 def _settings(sandbox):
     from include.whatsapp import WhatsAppSettings

@@ -64,3 +64,16 @@ def test_the_task_body_fails_without_retries(sandbox, monkeypatch):
     ctx["dag_run"].run_after = dt.datetime.now(dt.UTC) - dt.timedelta(hours=3)
     with pytest.raises(AirflowFailException, match="min after its slot"):
         delivery.run_prepare_send_queue(ctx, dt.date(2026, 11, 23), scheduled_dag=True)
+
+
+@pytest.mark.parametrize("requested, message", [
+    (dt.date(2026, 11, 22), "ops_backfill_delivery"),   # yesterday: a backfill, audited with a reason
+    (dt.date(2026, 11, 24), "in the future"),           # tomorrow: nothing to deliver yet
+    (dt.date(2025, 11, 23), "not today"),
+])
+def test_delivery_fanout_delivers_today_only(requested, message):
+    from include.delivery import refuse_dates_other_than_today
+
+    refuse_dates_other_than_today(dt.date(2026, 11, 23), dt.date(2026, 11, 23))  # today passes
+    with pytest.raises(ValueError, match=message):
+        refuse_dates_other_than_today(requested, dt.date(2026, 11, 23))

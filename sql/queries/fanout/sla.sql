@@ -10,6 +10,7 @@ SELECT (SELECT count(*) FROM delivery_plan WHERE business_date = :business_date)
        count(d.*) FILTER (WHERE d.status = 'skipped') AS skipped,
        count(d.*) FILTER (WHERE d.status = 'failed') AS failed,
        count(d.*) FILTER (WHERE d.status IN ('queued', 'sending', 'unknown')) AS unresolved,
+       count(d.*) AS queued_total,
        max(w.started) AS window_started
 FROM window_start w
 LEFT JOIN deliveries d ON d.business_date = :business_date
