@@ -89,10 +89,16 @@ def _evidence(engine: Engine, keys: list[str]) -> dict[str, dict]:
 
 
 def run_canary(engine: Engine, settings: WhatsAppSettings, business_date: dt.date,
-               phones: tuple[str, ...] = config.CANARY_PHONES,
+               phones: tuple[str, ...] | None = None,
                wait_s: float = config.CANARY_WAIT_S, context: dict | None = None,
                run_id: str | None = None) -> CheckResult:
     result = CheckResult("canary")
+    phones = config.CANARY_PHONES if phones is None else phones
+    if not phones:
+        result.escalate(Severity.P1, "canary not sent: no canary list configured (set FA_CANARY_PHONES to the "
+                                     "internal staff numbers)")
+        result.summary = "canary not sent: no canary list"
+        return result
     run, reused = _queue(engine, business_date, phones, run_id)
     if run is None:
         result.escalate(Severity.P1, "canary not sent: no QC-passed render assigned for the date, no active "

@@ -84,9 +84,10 @@ BANNED_CLAIMS = tuple(
     ).split(",") if k.strip()
 )
 REGISTRATION_PATTERN = r"^(ARN-[0-9]{4,8}|IN[AHZ][0-9]{6,9})$"  # AMFI ARN, SEBI RIA/RA/broker
-CANARY_PHONES = tuple(p.strip() for p in _env_str(
-    # Sandbox research-mode recipients that are delivered; production sets the internal staff list.
-    "CANARY_PHONES", "+919900000001,+919900000011,+919900000021,+919900000031").split(",") if p.strip())
+# The internal staff numbers the nightly canary goes to. No default: a real-format number here would message a
+# stranger. Production names its list; `make run` and the tests set the sandbox's research numbers
+# (include/devstack/env.py SANDBOX_CANARY_PHONES). Empty means the canary is not sent, with a P1 that says why.
+CANARY_PHONES = tuple(p.strip() for p in _env_str("CANARY_PHONES", "").split(",") if p.strip())
 CANARY_WAIT_S = _env_int("CANARY_WAIT_S", 90)           # bound on waiting for delivered evidence
 CANARY_POLL_S = _env_float("CANARY_POLL_S", 1.0)
 

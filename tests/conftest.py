@@ -16,6 +16,11 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from include.devstack.env import SANDBOX_CANARY_PHONES  # noqa: E402
+
+# Before include.config is imported: the canary goes to the sandbox's research numbers (production has no default).
+os.environ.setdefault("FA_CANARY_PHONES", SANDBOX_CANARY_PHONES)
+
 from include.devstack.pg import EmbeddedPostgres  # noqa: E402
 from tests.support import TEST_APP_SECRET, TEST_TOKEN, TEST_VERIFY_TOKEN, SandboxProcess  # noqa: E402
 

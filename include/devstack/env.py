@@ -17,6 +17,9 @@ ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_DATA_DIR = ROOT / ".data"
 WABA_ID = "200000000000001"
 API_VERSION = "v21.0"
+# The sandbox's research-mode recipients that are always delivered: the dev stack's and the tests' canary list.
+# Production has no default (include/config.py CANARY_PHONES).
+SANDBOX_CANARY_PHONES = "+919900000001,+919900000011,+919900000021,+919900000031"
 
 
 def load_or_create_secrets(data_dir: Path) -> dict[str, str]:
@@ -93,6 +96,7 @@ class StackSettings:
             "AIRFLOW_CONN_SLACK_ALERTS": self.slack_conn_json(),
             "AIRFLOW_CONN_SLACK_APPROVERS": self.slack_conn_json("approvers"),
             "FA_DATA_DIR": str(self.data_dir),
+            "FA_CANARY_PHONES": SANDBOX_CANARY_PHONES,
             "FA_UI_BASE_URL": self.api_base_url,
             "PYTHONPATH": os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH", "")) if p),
             "PYTHONWARNINGS": "ignore::UserWarning:graphviz",
