@@ -6,7 +6,7 @@ Runbook *"Monthly maintenance"*. The timetable is `CronTriggerTimetable("0 1 * *
 
 | Task | Runbook step |
 |---|---|
-| `run_dr_drill` | Restores the latest backup into a fresh database, measures RTO and RPO against 60 min / 15 min, dry-runs planning on it and checks it reproduces production's plan; recorded in `dr_drills` |
+| `run_dr_drill` | Restores the newest backup whose restore verification passed (none: refused, P1) into a fresh database, measures RTO and RPO against 60 min / 15 min, dry-runs planning on it and checks it reproduces production's plan; recorded in `dr_drills` |
 | `review_compliance` | Every message sent last month: approved/fallback pack with disclaimer, QC-passed render, consent, no DNC at send time; operator actions audited. Violations row by row (CSV) |
 | `plan_capacity` | Monthly growth of advisors, messages, peak msg/s vs throughput, DB size (charted); projects when numbers/tier run out and how many numbers are needed |
 | `refresh_templates` | Templates with LOW quality or nearing a pause get a new variant submitted (template-creation endpoint) |

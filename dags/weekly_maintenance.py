@@ -7,12 +7,19 @@ Runbook *"Weekly maintenance"*.
 |---|---|
 | `run_database_upkeep` | VACUUM (ANALYZE) hot tables with dead tuples (`pg_stat_user_tables`), REINDEX CONCURRENTLY B-trees with low leaf density (`pgstattuple`), slow-query report (`pg_stat_statements`; says so if unavailable) |
 | `clean_render_cache` | Removes render objects past retention that no plan row, pending delivery or recent render needs; reports bytes freed |
-| `archive_old_rows` | Archives `webhook_events` and `deliveries` older than N days to gzip JSON-lines in object storage, deleting them in the same transaction (crash-safe, rerun-safe) |
+| `archive_old_rows` | Archives `webhook_events` and `deliveries` older than N days to gzip JSON-lines in object storage, deleting them in the same transaction (crash-safe, rerun-safe); each archived delivery's key stays in `sent_keys` so its date is never sent again |
 | `clean_airflow_metadata` | `airflow db clean` for Airflow records older than N days (CLI) |
-| `backup_app_db` | `pg_dump -Fc` in an exported snapshot, with sha256 and the key tables' counts and checksums |
-| `verify_backup_restore` | Restores into a scratch database and compares table by table (P1 and a failed task if not); keeps 7 daily + 4 weekly |
+| `backup_app_db` | `pg_dump -Fc` in an exported snapshot, with sha256 and the counts and checksums of every app table (listed from the catalog) |
+| `verify_backup_restore` | Restores into a scratch database and compares every recorded table (P1 and a failed task if not); keeps 7 daily + 4 weekly |
 | `check_dependency_drift` | Installed packages vs the lock; known vulnerabilities if an advisory database is reachable (says so when offline) |
 | `publish_maintenance_summary` | One Slack summary |
+
+**`dry_run: true`** changes nothing: each step reports what it would do — tables it would vacuum and
+indexes it would reindex (no VACUUM, REINDEX or CREATE EXTENSION), rows and files it would archive (no
+file written, no row deleted), renders it would remove, `airflow db clean --dry-run`, the tables a
+backup would dump and the backups retention would delete. No backup is taken or restored in a dry run:
+nothing is deleted, so none is needed, and taking one would itself change the backup set and its
+retention. Only the run's `check_results` rows and the Slack summary are written.
 """
 from __future__ import annotations
 
@@ -25,7 +32,8 @@ from include.dagkit import default_args, ist_cron
 @dag(dag_id="weekly_maintenance", schedule=ist_cron(config.SCHEDULE_WEEKLY_MAINTENANCE), catchup=False,
      max_active_runs=1, tags=["maintenance"], default_args=default_args(), doc_md=__doc__,
      params={"dry_run": Param(False, type="boolean",
-                              description="Report what the cleanups would remove without removing it.")})
+                              description="Report what every step would do (vacuum, reindex, archive, render "
+                                          "cleanup, airflow db clean, backup) and change nothing.")})
 def weekly_maintenance():
     from include import maintenance as m
 

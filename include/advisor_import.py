@@ -23,6 +23,36 @@ COLUMNS = ("external_ref", "name", "phone_e164", "segment", "language", "registr
            "opted_in", "consent_at", "active")
 
 
+_TRUE = frozenset({"true", "yes", "y", "1"})
+_FALSE = frozenset({"false", "no", "n", "0"})
+
+
+class BooleanValueError(ValueError):
+    def __init__(self, field_name: str, value: object):
+        self.field_name, self.value = field_name, value
+        super().__init__(f"{field_name} {value!r} is not a boolean (expected true/false, yes/no, y/n or 1/0)")
+
+
+def parse_bool(value: object, field_name: str, default: bool) -> bool:
+    """A strict boolean from a file cell: true/false, yes/no, y/n, 1/0 (any case, surrounding spaces
+    ignored), or a real bool. An absent or empty cell means `default`. Anything else is an error:
+    `bool("false")` is True, and a consent flag must never be guessed."""
+    if value is None:
+        return default
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, int) and value in (0, 1):
+        return bool(value)
+    text = str(value).strip().casefold()
+    if text == "":
+        return default
+    if text in _TRUE:
+        return True
+    if text in _FALSE:
+        return False
+    raise BooleanValueError(field_name, value)
+
+
 @dataclass(frozen=True)
 class Rejection:
     row_number: int
@@ -70,7 +100,12 @@ def _validate(rows: Iterable[Mapping], segments: set[str]) -> tuple[list[tuple[i
         if segment not in segments:
             bad.append(Rejection(i, ref, segment, f"unknown segment (expected one of {sorted(segments)})"))
             continue
-        opted_in = bool(row.get("opted_in", False))
+        try:
+            opted_in = parse_bool(row.get("opted_in"), "opted_in", default=False)
+            active = parse_bool(row.get("active"), "active", default=True)
+        except BooleanValueError as exc:
+            bad.append(Rejection(i, ref, str(exc.value), str(exc)))
+            continue
         consent_at = row.get("consent_at")
         if opted_in and consent_at is None:
             bad.append(Rejection(i, ref, None, "opted in without a consent time"))
@@ -79,7 +114,7 @@ def _validate(rows: Iterable[Mapping], segments: set[str]) -> tuple[list[tuple[i
         seen_phones[phone] = i
         good.append((i, (ref, str(row["name"]).strip(), phone, segment, row.get("language") or "en",
                          str(row["registration_no"]).strip(), row.get("contact_email"), opted_in, consent_at,
-                         bool(row.get("active", True)))))
+                         active)))
     return good, bad
 
 

@@ -132,15 +132,36 @@ def post(alert: Alert, conn_id: str = config.SLACK_CONN_ID) -> bool:
 
 def post_once(engine, business_date, key: str, alert: Alert) -> bool:
     """Post `alert` only the first time `key` is raised for the business date, however many processes
-    or runs see the condition (recorded in `alerts_raised`). Returns whether it was posted."""
+    or runs see the condition (recorded in `alerts_raised`). Returns whether it was posted.
+
+    The `alerts_raised` row is inserted and the alert posted inside one transaction, committed only once
+    Slack has accepted the post; if the post fails the row is rolled back, so the next caller posts it
+    (a P0 that never reached Slack is not silenced). A concurrent caller's insert of the same key waits
+    on the uncommitted row: it finds it committed (and does not post) or rolled back (and posts itself),
+    so concurrent callers still post at most once. The wait is bounded by the post's own timeout."""
     from include.db import query
 
-    with engine.begin() as conn:
-        first = conn.execute(query("fanout/raise_alert_once"), {"business_date": business_date,
-                                                                 "alert_key": key}).fetchone()
-    if first:
-        post(alert)
-    return bool(first)
+    with engine.connect() as conn:
+        tx = conn.begin()
+        try:
+            first = conn.execute(query("fanout/raise_alert_once"), {"business_date": business_date,
+                                                                     "alert_key": key}).fetchone()
+            if not first:
+                tx.rollback()
+                return False
+            if not post(alert):
+                tx.rollback()  # not recorded: the next caller that sees the condition posts it
+                log.warning("alert %r for %s not recorded: Slack did not accept it", key, business_date)
+                return False
+        except BaseException:
+            if tx.is_active:
+                tx.rollback()
+            raise
+        try:
+            tx.commit()
+        except Exception:  # it was posted; at worst a later caller posts it again
+            log.exception("alert %r for %s was posted but could not be recorded", key, business_date)
+    return True
 
 
 def alert(severity: Severity | str, title: str, facts: Mapping[str, Any] | None = None,

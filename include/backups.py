@@ -1,11 +1,18 @@
 """Backups of the application database, verified by restoring them, and the restores DR drills use.
 
-A backup is `pg_dump -Fc` run inside an exported snapshot: the row counts and checksums of the key
-tables are measured in that same snapshot and stored with the backup (`backups`), so a restore can
-be compared exactly, not approximately. Files go through ObjectStoragePath to backups/<kind>/ with a
-sha256 sidecar. Verification downloads the file, checks the sha256, restores into a scratch database
-and compares every key table; a backup that cannot be restored is a P1. Retention keeps the newest
-7 daily and 4 weekly backups.
+A backup is `pg_dump -Fc` run inside an exported snapshot. In that same snapshot the list of every
+table of the app schema is read from the catalog (not a hard-coded list: a table added by a later
+migration is covered the day it exists), and each table's row count and checksum are measured; the
+list, counts and checksums are stored with the backup (`backups.tables`, `table_counts`,
+`table_checksums`), so a restore can be compared exactly, not approximately. Files go through
+ObjectStoragePath to backups/<kind>/ with a sha256 sidecar. Verification downloads the file, checks the
+sha256, restores into a scratch database and compares every recorded table (a table missing from the
+restore, or one the backup did not record, is a mismatch); a backup that cannot be restored is a P1.
+Only a backup that passed this check may be restored by the DR drill. Retention keeps the newest 7 daily
+and 4 weekly backups.
+
+The checksum of a table is the sum, over its rows, of the row's md5 (as two 64-bit halves): it does not
+depend on row order and needs no memory beyond one row, however large the table.
 """
 from __future__ import annotations
 
@@ -31,8 +38,11 @@ from include.db import query
 
 log = logging.getLogger(__name__)
 
-# Tables whose content a restore must reproduce exactly, with the key that orders the checksum.
-KEY_TABLES = {
+# Row checksum of backups taken since migration 0009 (recorded in backups.checksum_method).
+CHECKSUM_METHOD = "row-md5-sum/1"
+# Before 0009 a backup recorded only these tables, with an ordered string_agg md5 (checksum_method NULL);
+# kept so such a backup can still be verified as it was recorded.
+LEGACY_KEY_TABLES = {
     "advisors": "advisor_id", "do_not_contact": "phone_e164", "content_packs": "pack_id",
     "sending_numbers": "phone_number_id", "whatsapp_templates": "template_id",
     "pack_assignments": "business_date, advisor_id", "delivery_plan": "business_date, advisor_id",
@@ -77,14 +87,34 @@ def libpq_env(url: sa.URL) -> dict[str, str]:
     return env
 
 
-def measure(conn: sa.Connection) -> tuple[dict[str, int], dict[str, str], dt.datetime | None]:
+def app_tables(conn: sa.Connection) -> list[str]:
+    """Every table of the app schema, from the catalog (in the connection's snapshot)."""
+    return [r.table_name for r in conn.execute(query("backups/app_tables"))]
+
+
+def _checksum_sql(conn: sa.Connection, table: str, method: str | None) -> str:
+    name = conn.dialect.identifier_preparer.quote(table)
+    if method == CHECKSUM_METHOD:
+        return ("SELECT count(*), coalesce(sum(('x' || substr(h, 1, 16))::bit(64)::bigint), 0)::text || '/' || "
+                "coalesce(sum(('x' || substr(h, 17, 16))::bit(64)::bigint), 0)::text "
+                f"FROM (SELECT md5(fa_row::text) AS h FROM {name} AS fa_row) s")
+    if method is None and table in LEGACY_KEY_TABLES:
+        return (f"SELECT count(*), md5(coalesce(string_agg(t::text, '|' ORDER BY {LEGACY_KEY_TABLES[table]}), '')) "
+                f"FROM {name} t")
+    raise BackupError(f"no checksum method {method!r} for table {table}")
+
+
+def measure(conn: sa.Connection, tables: list[str] | None = None, method: str | None = CHECKSUM_METHOD
+            ) -> tuple[list[str], dict[str, int], dict[str, str], dt.datetime | None]:
+    """The tables (default: every table of the app schema), their row counts and checksums, and the
+    newest data's time."""
+    tables = app_tables(conn) if tables is None else list(tables)
     counts, checksums = {}, {}
-    for table, key in KEY_TABLES.items():
-        row = conn.execute(sa.text(f"SELECT count(*), md5(coalesce(string_agg(t::text, '|' ORDER BY {key}), '')) "
-                                   f"FROM {table} t")).one()
+    for table in tables:
+        row = conn.execute(sa.text(_checksum_sql(conn, table, method))).one()
         counts[table], checksums[table] = int(row[0]), row[1]
     newest = conn.execute(sa.text(NEWEST_DATA)).scalar()
-    return counts, checksums, newest
+    return tables, counts, checksums, newest
 
 
 def _sha256(path: Path) -> str:
@@ -111,14 +141,17 @@ def take_backup(engine: Engine, kind: str = "weekly") -> dict:
     try:
         with engine.connect().execution_options(isolation_level="REPEATABLE READ") as conn, conn.begin():
             snapshot = conn.execute(sa.text("SELECT pg_export_snapshot()")).scalar_one()
-            counts, checksums, newest = measure(conn)
+            tables, counts, checksums, newest = measure(conn)  # every app table, in the dump's snapshot
             res = subprocess.run([pg_tool("pg_dump"), "-Fc", "--no-owner", f"--snapshot={snapshot}", "-f", str(local)],
                                  env=libpq_env(engine.url), capture_output=True, text=True)
             if res.returncode != 0:
                 raise BackupError(f"pg_dump failed ({res.returncode}): {res.stderr.strip()[-800:]}")
         digest = _sha256(local)
-        target = backup_root() / kind / f"app-{stamp:%Y%m%dT%H%M%SZ}.dump"
+        # Microseconds in the name: two backups in the same second must not overwrite each other's file.
+        target = backup_root() / kind / f"app-{stamp:%Y%m%dT%H%M%S.%fZ}.dump"
         target.parent.mkdir(parents=True, exist_ok=True)
+        if target.exists():
+            raise BackupError(f"{target} already exists: not overwriting another backup")
         with open(local, "rb") as src, target.open("wb") as dst:
             shutil.copyfileobj(src, dst, 1 << 20)
         (target.parent / f"{target.name}.sha256").write_text(f"{digest}  {target.name}\n")
@@ -129,11 +162,24 @@ def take_backup(engine: Engine, kind: str = "weekly") -> dict:
         backup_id = conn.execute(query("backups/insert"), {
             "kind": kind, "uri": str(target), "sha256": digest, "bytes": size, "snapshot_at": stamp,
             "newest_data_at": newest, "table_counts": json.dumps(counts),
-            "table_checksums": json.dumps(checksums)}).scalar_one()
+            "table_checksums": json.dumps(checksums), "tables": tables,
+            "checksum_method": CHECKSUM_METHOD}).scalar_one()
     out = {"backup_id": backup_id, "uri": str(target), "sha256": digest, "bytes": size, "kind": kind,
-           "rows": sum(counts.values()), "seconds": round(time.monotonic() - started, 2)}
+           "tables": len(tables), "rows": sum(counts.values()), "seconds": round(time.monotonic() - started, 2)}
     log.info("backup taken: %s", out)
     return out
+
+
+def preview_backup(engine: Engine, kind: str = "weekly") -> dict:
+    """What take_backup would do, without dumping or writing anything (dry run): the tables it would
+    dump and verify (from the catalog), their estimated rows and the database's size."""
+    with engine.connect() as conn:
+        tables = app_tables(conn)
+        estimates = conn.execute(query("backups/table_estimates"), {"tables": tables}).fetchall()
+        db_bytes = conn.execute(sa.text("SELECT pg_database_size(current_database())")).scalar_one()
+    return {"dry_run": True, "backup_id": None, "kind": kind, "would_dump_tables": tables,
+            "estimated_rows": {r.table_name: r.estimated_rows for r in estimates}, "database_bytes": db_bytes,
+            "would_write": str(backup_root() / kind / "app-<UTC>.dump")}
 
 
 @contextmanager
@@ -193,6 +239,18 @@ def latest(engine: Engine, backup_id: int | None = None):
     return row
 
 
+def latest_verified(engine: Engine, backup_id: int | None = None):
+    """The newest kept backup whose restore verification passed (or `backup_id`, if it passed); None if
+    there is none."""
+    with engine.connect() as conn:
+        return conn.execute(query("backups/latest_verified"), {"backup_id": backup_id}).fetchone()
+
+
+def recent(engine: Engine, limit: int = 5) -> list:
+    with engine.connect() as conn:
+        return conn.execute(query("backups/recent"), {"limit": limit}).fetchall()
+
+
 @dataclass
 class Verification:
     backup_id: int
@@ -200,16 +258,19 @@ class Verification:
     restore_s: float
     mismatches: list[str]
     error: str | None = None
+    tables_checked: list[str] | None = None
 
     def as_dict(self) -> dict:
         return dict(self.__dict__)
 
 
 def verify_backup(engine: Engine, backup_id: int | None = None, context: dict | None = None) -> Verification:
-    """Restore into a scratch database and compare every key table with what the backup recorded."""
+    """Restore into a scratch database and compare every table the backup recorded with what it recorded."""
     from include.alerting import Alert, RunRef, Severity, post
 
     backup = latest(engine, backup_id)
+    # Since 0009 the backup lists every app table it measured; before, the 10 key tables (legacy checksum).
+    recorded = list(backup.tables) if backup.tables is not None else sorted(backup.table_counts)
     mismatches: list[str] = []
     error = None
     seconds = 0.0
@@ -217,8 +278,16 @@ def verify_backup(engine: Engine, backup_id: int | None = None, context: dict | 
         with scratch_database(engine, "restore_check") as scratch:
             seconds = restore(backup, scratch)
             with scratch.connect() as conn:
-                counts, checksums, _ = measure(conn)
-        for table in KEY_TABLES:
+                present = set(app_tables(conn))
+                _, counts, checksums, _ = measure(conn, [t for t in recorded if t in present], backup.checksum_method)
+        mismatches += [f"{t}: recorded in the backup but missing from the restore" for t in recorded
+                       if t not in present]
+        if backup.tables is not None:
+            mismatches += [f"{t}: in the restore but not recorded by the backup"
+                           for t in sorted(present - set(recorded))]
+        for table in recorded:
+            if table not in present:
+                continue
             want_n, got_n = backup.table_counts.get(table), counts.get(table)
             if want_n != got_n:
                 mismatches.append(f"{table}: {got_n} rows restored, {want_n} expected")
@@ -226,7 +295,8 @@ def verify_backup(engine: Engine, backup_id: int | None = None, context: dict | 
                 mismatches.append(f"{table}: checksum differs")
     except (BackupError, sa.exc.SQLAlchemyError, OSError) as exc:
         error = str(exc)
-    result = Verification(backup.backup_id, not mismatches and error is None, round(seconds, 2), mismatches, error)
+    result = Verification(backup.backup_id, not mismatches and error is None, round(seconds, 2), mismatches, error,
+                          recorded)
     with engine.begin() as conn:
         conn.execute(query("backups/record_verification"), {"backup_id": backup.backup_id, "ok": result.ok,
                                                             "detail": json.dumps(result.as_dict())})
@@ -239,8 +309,9 @@ def verify_backup(engine: Engine, backup_id: int | None = None, context: dict | 
 
 
 def apply_retention(engine: Engine, keep_daily: int = config.BACKUP_KEEP_DAILY,
-                    keep_weekly: int = config.BACKUP_KEEP_WEEKLY) -> dict:
-    """Delete backups beyond the newest `keep_daily` daily and `keep_weekly` weekly ones (file, then row)."""
+                    keep_weekly: int = config.BACKUP_KEEP_WEEKLY, dry_run: bool = False) -> dict:
+    """Delete backups beyond the newest `keep_daily` daily and `keep_weekly` weekly ones (file, then row).
+    A dry run lists them and deletes nothing."""
     from airflow.sdk import ObjectStoragePath
 
     removed = []
@@ -248,10 +319,13 @@ def apply_retention(engine: Engine, keep_daily: int = config.BACKUP_KEEP_DAILY,
         doomed = conn.execute(query("backups/beyond_retention"), {"keep_daily": keep_daily,
                                                                   "keep_weekly": keep_weekly}).fetchall()
         for b in doomed:
+            removed.append(b.uri)
+            if dry_run:
+                continue
             for uri in (b.uri, f"{b.uri}.sha256"):
                 path = ObjectStoragePath(uri)
                 if path.exists():
                     path.unlink()
             conn.execute(query("backups/mark_deleted"), {"backup_id": b.backup_id})
-            removed.append(b.uri)
-    return {"removed": removed, "kept_daily": keep_daily, "kept_weekly": keep_weekly}
+    key = "would_remove" if dry_run else "removed"
+    return {key: removed, "kept_daily": keep_daily, "kept_weekly": keep_weekly, "dry_run": dry_run}

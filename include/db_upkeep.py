@@ -4,6 +4,9 @@
 
 The embedded server preloads pg_stat_statements; against a server without it (or without the right
 to create the extensions) the report says so and the run does not fail.
+
+Dry run: the same figures are read and the report lists what would be vacuumed and reindexed, but no
+VACUUM, REINDEX or CREATE EXTENSION runs (a missing extension is reported as not measured).
 """
 from __future__ import annotations
 
@@ -22,8 +25,12 @@ def _autocommit(engine: Engine):
     return engine.connect().execution_options(isolation_level="AUTOCOMMIT")
 
 
-def _extension(conn, name: str) -> str | None:
-    """Create the extension if possible; None when available, else the reason it is not."""
+def _extension(conn, name: str, dry_run: bool = False) -> str | None:
+    """Create the extension if possible; None when available, else the reason it is not.
+    A dry run only looks: it never creates one."""
+    if dry_run:
+        installed = conn.execute(sa.text("SELECT 1 FROM pg_extension WHERE extname = :n"), {"n": name}).fetchone()
+        return None if installed else "not installed, and a dry run does not create it"
     try:
         conn.execute(sa.text(f"CREATE EXTENSION IF NOT EXISTS {name}"))
         return None
@@ -37,40 +44,45 @@ def table_stats(engine: Engine) -> list[dict]:
                                                       {"tables": list(config.HOT_TABLES)})]
 
 
-def vacuum_hot_tables(engine: Engine, dead_ratio: float = config.VACUUM_DEAD_RATIO) -> dict:
+def vacuum_hot_tables(engine: Engine, dead_ratio: float = config.VACUUM_DEAD_RATIO, dry_run: bool = False) -> dict:
     before = {r["table"]: r for r in table_stats(engine)}
     chosen = [t for t, r in before.items()
               if r["n_dead_tup"] > 0 and (r["n_dead_tup"] >= dead_ratio * max(1, r["n_live_tup"])
                                            or r["n_dead_tup"] >= 10_000 or r["last_analyze"] is None)]
-    with _autocommit(engine) as conn:
-        for table in chosen:
-            conn.execute(sa.text(f"VACUUM (ANALYZE) {table}"))  # names come from config, never from input
-    return {"vacuumed": {t: {"dead_before": before[t]["n_dead_tup"], "live": before[t]["n_live_tup"]}
-                         for t in chosen},
-            "checked": {t: {"dead": r["n_dead_tup"], "live": r["n_live_tup"]} for t, r in before.items()}}
+    if not dry_run:
+        with _autocommit(engine) as conn:
+            for table in chosen:
+                conn.execute(sa.text(f"VACUUM (ANALYZE) {table}"))  # names come from config, never from input
+    return {"vacuumed": {} if dry_run else {t: {"dead_before": before[t]["n_dead_tup"], "live": before[t]["n_live_tup"]}
+                                            for t in chosen},
+            "would_vacuum": {t: {"dead": before[t]["n_dead_tup"], "live": before[t]["n_live_tup"]} for t in chosen}
+            if dry_run else {},
+            "checked": {t: {"dead": r["n_dead_tup"], "live": r["n_live_tup"]} for t, r in before.items()},
+            "dry_run": dry_run}
 
 
 def reindex_bloated(engine: Engine, max_density: float = config.REINDEX_MAX_LEAF_DENSITY,
-                    min_bytes: int = 1 << 20) -> dict:
+                    min_bytes: int = 1 << 20, dry_run: bool = False) -> dict:
     with _autocommit(engine) as conn:
-        missing = _extension(conn, "pgstattuple")
+        missing = _extension(conn, "pgstattuple", dry_run)
         if missing:
-            return {"available": False, "reason": f"pgstattuple not available ({missing}): index bloat not measured"}
+            return {"available": False, "reason": f"pgstattuple not available ({missing}): index bloat not measured",
+                    "reindexed": [], "would_reindex": []}
         rows = conn.execute(query("upkeep/index_density"), {"tables": list(config.HOT_TABLES),
                                                              "min_bytes": min_bytes}).fetchall()
-        reindexed = []
-        for r in rows:
-            if r.avg_leaf_density is not None and r.avg_leaf_density < max_density:
-                conn.execute(sa.text(f'REINDEX INDEX CONCURRENTLY "{r.index_name}"'))
-                reindexed.append({"index": r.index_name, "leaf_density": round(r.avg_leaf_density, 1),
-                                  "bytes": r.bytes})
+        bloated = [{"index": r.index_name, "leaf_density": round(r.avg_leaf_density, 1), "bytes": r.bytes}
+                   for r in rows if r.avg_leaf_density is not None and r.avg_leaf_density < max_density]
+        if not dry_run:
+            for b in bloated:
+                conn.execute(sa.text(f'REINDEX INDEX CONCURRENTLY "{b["index"]}"'))
     return {"available": True, "measured": [{"index": r.index_name, "leaf_density": r.avg_leaf_density,
-                                             "bytes": r.bytes} for r in rows], "reindexed": reindexed}
+                                             "bytes": r.bytes} for r in rows],
+            "reindexed": [] if dry_run else bloated, "would_reindex": bloated if dry_run else [], "dry_run": dry_run}
 
 
-def slow_queries(engine: Engine, limit: int = 10) -> dict:
+def slow_queries(engine: Engine, limit: int = 10, dry_run: bool = False) -> dict:
     with _autocommit(engine) as conn:
-        missing = _extension(conn, "pg_stat_statements")
+        missing = _extension(conn, "pg_stat_statements", dry_run)
         if missing:
             return {"available": False,
                     "reason": f"pg_stat_statements not available ({missing}); add it to shared_preload_libraries"}
@@ -83,9 +95,14 @@ def slow_queries(engine: Engine, limit: int = 10) -> dict:
          "rows": r.rows} for r in rows]}
 
 
-def upkeep(engine: Engine) -> dict:
-    out = {"vacuum": vacuum_hot_tables(engine), "reindex": reindex_bloated(engine),
-           "slow_queries": slow_queries(engine)}
-    log.info("database upkeep: vacuumed %s, reindexed %s, slow-query report %s", list(out["vacuum"]["vacuumed"]),
-             [r["index"] for r in out["reindex"].get("reindexed", [])], out["slow_queries"].get("available"))
+def upkeep(engine: Engine, dry_run: bool = False) -> dict:
+    out = {"vacuum": vacuum_hot_tables(engine, dry_run=dry_run), "reindex": reindex_bloated(engine, dry_run=dry_run),
+           "slow_queries": slow_queries(engine, dry_run=dry_run), "dry_run": dry_run}
+    if dry_run:
+        log.info("database upkeep (dry run): would vacuum %s, would reindex %s, slow-query report %s",
+                 list(out["vacuum"]["would_vacuum"]), [r["index"] for r in out["reindex"]["would_reindex"]],
+                 out["slow_queries"].get("available"))
+    else:
+        log.info("database upkeep: vacuumed %s, reindexed %s, slow-query report %s", list(out["vacuum"]["vacuumed"]),
+                 [r["index"] for r in out["reindex"]["reindexed"]], out["slow_queries"].get("available"))
     return out

@@ -2,6 +2,14 @@
 
 Each returns a CheckResult-shaped dict (recorded in `check_results`) so the summary task can post one
 Slack message with the worst severity; the work itself lives in the modules named below.
+
+`weekly_maintenance` with `dry_run: true` changes nothing anywhere: every step reports what it would do
+(tables to vacuum, indexes to reindex, rows and files to archive, renders to remove, Airflow records,
+the tables a backup would dump, backups retention would delete) and does none of it. Backups included:
+a dry run takes no backup and restores none, because taking one is not free of effects (a new file, a
+`backups` row, and it would push the oldest weekly backup out of retention); nothing is deleted in a
+dry run, so nothing needs the protection of a fresh backup. The only writes are the run's own records
+(`check_results`) and the Slack summary.
 """
 from __future__ import annotations
 
@@ -32,30 +40,44 @@ def _params(context: dict) -> dict:
     return context.get("params") or {}
 
 
+def _dry_run(context: dict) -> bool:
+    return bool(_params(context).get("dry_run"))
+
+
 # -- weekly -----------------------------------------------------------------------------------------------
 def run_db_upkeep(context: dict) -> dict:
     from include.db_upkeep import upkeep
 
-    out = upkeep(_engine())
+    dry = _dry_run(context)
+    out = upkeep(_engine(), dry_run=dry)
     r = CheckResult("db_upkeep")
-    r.facts.update(vacuumed=list(out["vacuum"]["vacuumed"]), reindexed=[x["index"] for x in out["reindex"].get(
-        "reindexed", [])], slow_queries=out["slow_queries"].get("top", [])[:5])
+    r.facts.update(vacuumed=list(out["vacuum"]["vacuumed"]), reindexed=[x["index"] for x in out["reindex"][
+        "reindexed"]], would_vacuum=list(out["vacuum"]["would_vacuum"]),
+        would_reindex=[x["index"] for x in out["reindex"]["would_reindex"]],
+        slow_queries=out["slow_queries"].get("top", [])[:5], dry_run=dry)
     for part in ("reindex", "slow_queries"):
         if not out[part]["available"]:
             r.items.append(out[part]["reason"])  # said plainly, but not a failure
-    r.summary = (f"vacuumed {len(out['vacuum']['vacuumed'])} table(s), reindexed "
-                 f"{len(out['reindex'].get('reindexed', []))} index(es); slow-query report "
-                 f"{'included' if out['slow_queries']['available'] else 'unavailable'}")
+    report = f"slow-query report {'included' if out['slow_queries']['available'] else 'unavailable'}"
+    if dry:
+        r.summary = (f"dry run: would vacuum {len(r.facts['would_vacuum'])} table(s) "
+                     f"({', '.join(r.facts['would_vacuum']) or 'none'}), would reindex "
+                     f"{len(r.facts['would_reindex'])} index(es) ({', '.join(r.facts['would_reindex']) or 'none'}); "
+                     f"nothing run; {report}")
+    else:
+        r.summary = (f"vacuumed {len(out['vacuum']['vacuumed'])} table(s), reindexed "
+                     f"{len(out['reindex']['reindexed'])} index(es); {report}")
     return _done(r, context, "weekly_maintenance") | {"details": out}
 
 
 def run_clean_render_cache(context: dict) -> dict:
     from include.retention import clean_render_cache
 
-    out = clean_render_cache(_engine(), _today(context), dry_run=bool(_params(context).get("dry_run")))
-    r = CheckResult("render_cache_cleanup", summary=f"removed {out['removed']} render(s), "
-                                                    f"{out['bytes_freed'] / 1e6:.1f} MB freed; kept "
-                                                    f"{out['kept_old_but_needed']} old render(s) still needed")
+    out = clean_render_cache(_engine(), _today(context), dry_run=_dry_run(context))
+    verb = ("would remove", "would free") if out["dry_run"] else ("removed", "freed")
+    r = CheckResult("render_cache_cleanup", summary=("dry run: " if out["dry_run"] else "") +
+                    f"{verb[0]} {out['removed']} render(s), {out['bytes_freed'] / 1e6:.1f} MB {verb[1]}; kept "
+                    f"{out['kept_old_but_needed']} old render(s) still needed")
     r.facts.update(out)
     return _done(r, context, "weekly_maintenance")
 
@@ -63,9 +85,16 @@ def run_clean_render_cache(context: dict) -> dict:
 def run_archive_old_rows(context: dict) -> dict:
     from include.retention import archive_old_rows
 
-    out = archive_old_rows(_engine(), _today(context))
-    r = CheckResult("retention", summary=", ".join(f"{t}: {v['archived_rows']} archived" for t, v in out.items()
-                                                   if isinstance(v, dict)))
+    dry = _dry_run(context)
+    out = archive_old_rows(_engine(), _today(context), dry_run=dry)
+    tables = {t: v for t, v in out.items() if isinstance(v, dict)}
+    if dry:
+        summary = "dry run: nothing archived or deleted; " + ", ".join(
+            f"{t}: would archive {v['would_archive_rows']} row(s) into {v['would_write_files']} file(s)"
+            for t, v in tables.items())
+    else:
+        summary = ", ".join(f"{t}: {v['archived_rows']} archived" for t, v in tables.items())
+    r = CheckResult("retention", summary=summary)
     r.facts.update(out)
     return _done(r, context, "weekly_maintenance")
 
@@ -73,19 +102,26 @@ def run_archive_old_rows(context: dict) -> dict:
 def run_clean_airflow_metadata(context: dict) -> dict:
     from include.retention import clean_airflow_metadata
 
-    out = clean_airflow_metadata(dry_run=bool(_params(context).get("dry_run")))
+    out = clean_airflow_metadata(dry_run=_dry_run(context))
     r = CheckResult("airflow_metadata_cleanup", summary=f"airflow db clean before {out['clean_before']}"
-                                                        + (" (dry run)" if out["dry_run"] else ""))
+                                                        + (" (dry run: --dry-run, nothing deleted)"
+                                                           if out["dry_run"] else ""))
     r.facts.update(out)
     return _done(r, context, "weekly_maintenance")
 
 
 def run_backup(context: dict, kind: str, dag_id: str) -> dict:
-    from include.backups import take_backup
+    from include.backups import preview_backup, take_backup
 
+    if _dry_run(context):
+        out = preview_backup(_engine(), kind)
+        r = CheckResult("backup", summary=f"dry run: no backup taken; would dump {len(out['would_dump_tables'])} "
+                                          f"table(s), database {out['database_bytes'] / 1e6:.1f} MB")
+        r.facts.update(out)
+        return _done(r, context, dag_id)
     out = take_backup(_engine(), kind)
     r = CheckResult("backup", summary=f"{kind} backup {out['backup_id']}: {out['bytes'] / 1e6:.1f} MB, "
-                                      f"sha256 {out['sha256'][:12]}…")
+                                      f"{out['tables']} tables, sha256 {out['sha256'][:12]}…")
     r.facts.update(out)
     return _done(r, context, dag_id)
 
@@ -93,6 +129,12 @@ def run_backup(context: dict, kind: str, dag_id: str) -> dict:
 def run_verify_backup(backup: dict, context: dict, dag_id: str) -> dict:
     from include.backups import apply_retention, verify_backup
 
+    if _dry_run(context):
+        retention = apply_retention(_engine(), dry_run=True)
+        r = CheckResult("backup_verification", summary=f"dry run: nothing restored or deleted; backup retention "
+                                                       f"would delete {len(retention['would_remove'])} backup(s)")
+        r.facts.update(dry_run=True, retention=retention)
+        return _done(r, context, dag_id)
     v = verify_backup(_engine(), backup.get("facts", {}).get("backup_id"), context)
     r = CheckResult("backup_verification")
     r.facts.update(v.as_dict())
@@ -104,7 +146,8 @@ def run_verify_backup(backup: dict, context: dict, dag_id: str) -> dict:
 
         raise AirflowFailException(r.items[0])  # recorded and alerted; retrying cannot fix a bad file
     r.facts["retention"] = apply_retention(_engine())
-    r.summary = f"backup {v.backup_id} restored in {v.restore_s} s and matches, table by table"
+    r.summary = (f"backup {v.backup_id} restored in {v.restore_s} s and matches, table by table "
+                 f"({len(v.tables_checked or [])} tables)")
     return _done(r, context, dag_id)
 
 
@@ -134,7 +177,7 @@ def run_dependency_check(context: dict) -> dict:
 def run_dr_drill(context: dict) -> dict:
     from include.dr import dr_drill
 
-    return _done(dr_drill(_engine()), context, "monthly_maintenance")
+    return _done(dr_drill(_engine(), context=context), context, "monthly_maintenance")
 
 
 def run_compliance_review(context: dict) -> dict:

@@ -9,13 +9,14 @@ from sqlalchemy.engine import Engine
 from include import audit
 from include.db import query
 from include.ops_controls import require_reason
-from include.whatsapp import RETRYABLE, classify
+from include.whatsapp import ERROR_CLASSES, RETRYABLE
 
 
 def retryable_code(code: int | None) -> bool:
-    if code is None:
-        return False
-    return classify(code, code if code >= 500 else None) in RETRYABLE
+    """Whether a failure with this Graph error code may be re-sent: only a code the explicit table
+    (include/whatsapp.ERROR_CLASSES) classes as retryable. An unknown code is never retried: a stored
+    code is not an HTTP status, and guessing wrong would resend a permanent failure to every advisor."""
+    return code is not None and ERROR_CLASSES.get(code) in RETRYABLE
 
 
 def retry_failed_deliveries(engine: Engine, business_date: dt.date, reason: str, actor: str) -> dict:
@@ -26,10 +27,11 @@ def retry_failed_deliveries(engine: Engine, business_date: dt.date, reason: str,
                                                                {"business_date": business_date})}
         retry = sorted(c for c in codes if retryable_code(c))
         kept = {str(c): n for c, n in codes.items() if c not in retry}
+        unknown = sorted(str(c) for c in codes if c not in ERROR_CLASSES)
         requeued = conn.execute(query("deliveries/requeue_codes"),
                                 {"business_date": business_date, "codes": retry}).rowcount if retry else 0
         details = {"business_date": business_date, "requeued": requeued, "retryable_codes": retry,
-                   "left_failed_by_code": kept}
+                   "left_failed_by_code": kept, "unknown_codes_kept": unknown}
         audit.record(conn, actor, "retry_failed_deliveries", str(business_date), why, details)
     return details
 
@@ -38,8 +40,11 @@ def authorise_backfill(engine: Engine, business_date_value: object, reason: str,
     """Validate a backfill request (a past or current date, a reason) and audit it before anything is sent."""
     from include.dates import ist_today, parse_business_date
 
+    from include.retention import refuse_archived_date
+
     day = parse_business_date(business_date_value, allow_future=False)
     why = require_reason(reason)
+    refuse_archived_date(engine, day)  # past retention, "already sent" can no longer be checked
     if day == ist_today():
         note = "today: this is a rerun of today's delivery; already-sent advisors are skipped"
     else:

@@ -8,6 +8,12 @@
   its id range, so a crash between writing it and committing the delete leaves the rows in place, and
   the rerun rewrites the same file and then deletes them: nothing lost, nothing archived twice.
   Webhook events that are the evidence of a do-not-contact entry are kept.
+* "Never twice" outlives retention: each archived delivery leaves its key (date, advisor, final status,
+  wamid, archive file) in `sent_keys`, written in the transaction that deletes it. The fan-out's enqueue
+  skips those keys, and `refuse_archived_date` (called by ops.authorise_backfill) refuses to deliver a
+  date older than retention or one whose deliveries were archived, so a plan row of an archived date
+  can never queue a second send.
+* Dry run: every step reports what it would do (rows, id ranges, files, bytes) and changes nothing.
 * Airflow's own metadata: `airflow db clean` for records older than N days, through the CLI.
 """
 from __future__ import annotations
@@ -80,6 +86,7 @@ def clean_render_cache(engine: Engine, today: dt.date, retention_days: int = con
 def archive_table(engine: Engine, table: str, cutoff: dt.date, chunk_rows: int = config.ARCHIVE_CHUNK_ROWS,
                   fault: Callable[[str], None] | None = None) -> list[dict]:
     """Archive-then-delete one table's old rows, chunk by chunk, each chunk in one transaction.
+    Archived deliveries leave their key in `sent_keys` in that same transaction.
     `fault` lets tests crash between writing the archive and deleting the rows."""
     from include.storage import data_root
 
@@ -107,6 +114,10 @@ def archive_table(engine: Engine, table: str, cutoff: dt.date, chunk_rows: int =
             conn.execute(query("retention/record_archive"), {"table_name": table, "first_id": ids[0],
                                                              "last_id": ids[-1], "rows": len(rows), "uri": str(path),
                                                              "sha256": digest})
+            if table == "deliveries":  # the proof that these keys were used, before the rows go
+                proved = conn.execute(query("retention/record_sent_keys"), {"ids": ids, "uri": str(path)}).rowcount
+                if proved != len(ids):
+                    raise RuntimeError(f"deliveries: kept {proved} of {len(ids)} sent keys; rolling back")
             deleted = conn.execute(sa.text(f"DELETE FROM {table} WHERE {key} = ANY(:ids)"), {"ids": ids}).rowcount
             if deleted != len(ids):
                 raise RuntimeError(f"{table}: deleted {deleted} of {len(ids)} archived rows; rolling back")
@@ -114,16 +125,53 @@ def archive_table(engine: Engine, table: str, cutoff: dt.date, chunk_rows: int =
     return chunks
 
 
+def preview_table(engine: Engine, table: str, cutoff: dt.date, chunk_rows: int = config.ARCHIVE_CHUNK_ROWS) -> dict:
+    """What archive_table would do, without locking, writing or deleting anything (dry run)."""
+    if table not in ARCHIVABLE:
+        raise ValueError(f"{table} is not archivable (only {', '.join(ARCHIVABLE)})")
+    with engine.connect() as conn:
+        r = conn.execute(query(f"retention/count_old_{table}"), {"cutoff": cutoff}).one()
+    n = int(r.n)
+    return {"would_archive_rows": n, "would_write_files": -(-n // chunk_rows) if n else 0,
+            "first_id": r.first_id, "last_id": r.last_id,
+            "oldest": str(r.oldest) if r.oldest else None, "newest": str(r.newest) if r.newest else None}
+
+
 def archive_old_rows(engine: Engine, today: dt.date, retention_days: int = config.RETENTION_DAYS,
-                     fault: Callable[[str], None] | None = None) -> dict:
+                     fault: Callable[[str], None] | None = None, dry_run: bool = False) -> dict:
     cutoff = today - dt.timedelta(days=retention_days)
-    out = {}
+    out: dict = {}
     for table in ARCHIVABLE:
+        if dry_run:
+            out[table] = {"archived_rows": 0, "files": [], **preview_table(engine, table, cutoff)}
+            continue
         chunks = archive_table(engine, table, cutoff, fault=fault)
         out[table] = {"archived_rows": sum(c["rows"] for c in chunks), "files": [c["uri"] for c in chunks]}
     out["cutoff"] = cutoff.isoformat()
-    log.info("retention: %s", out)
+    out["dry_run"] = dry_run
+    log.info("retention%s: %s", " (dry run)" if dry_run else "", out)
     return out
+
+
+def refuse_archived_date(engine: Engine, business_date: dt.date, today: dt.date | None = None,
+                         retention_days: int = config.RETENTION_DAYS) -> None:
+    """Raise ValueError if `business_date` must not be delivered because retention has (or may have)
+    archived its deliveries: once they are gone, only `sent_keys` says who was already sent."""
+    from include.dates import ist_today
+
+    today = today or ist_today()
+    cutoff = today - dt.timedelta(days=retention_days)
+    with engine.connect() as conn:
+        r = conn.execute(query("retention/archived_date"), {"business_date": business_date}).one()
+    if r.archived:
+        raise ValueError(
+            f"business date {business_date} is archived: retention moved its {r.archived} deliveries to the archive "
+            f"on {r.first_archived_at:%Y-%m-%d}; delivering it again would resend to advisors who already got it")
+    if business_date < cutoff:
+        raise ValueError(
+            f"business date {business_date} is older than the {retention_days}-day retention (cutoff {cutoff}): its "
+            f"deliveries are archived and deleted, so who was already sent can no longer be checked; "
+            f"refusing to deliver it")
 
 
 def clean_airflow_metadata(retention_days: int = config.AIRFLOW_METADATA_RETENTION_DAYS, dry_run: bool = False) -> dict:

@@ -37,16 +37,78 @@ class ErrorClass(StrEnum):
     INVALID_REQUEST = "invalid_request"          # our bug or bad data; never retried
 
 
+# Every code the pipeline acts on, with its class. A code missing here is unknown: the sender falls back
+# to the HTTP status (a 5xx is retried within the run), and ops_retry_failed_deliveries never re-sends it.
+# Sources (Meta, WhatsApp Cloud API error codes):
+#   https://developers.facebook.com/documentation/business-messaging/whatsapp/support/error-codes/
+#   https://developers.facebook.com/docs/whatsapp/cloud-api/support/error-codes
+#   130472: https://developers.facebook.com/docs/whatsapp/cloud-api/guides/experiments
+#   1330xx (registration): https://developers.facebook.com/docs/graph-api/reference/whats-app-business-account-to-number-current-status/register/
 ERROR_CLASSES: dict[int, ErrorClass] = {
-    130429: ErrorClass.THROUGHPUT, 80007: ErrorClass.THROUGHPUT, 4: ErrorClass.THROUGHPUT,
-    131056: ErrorClass.PAIR_RATE,
-    131000: ErrorClass.TRANSIENT, 131016: ErrorClass.TRANSIENT,
-    190: ErrorClass.AUTH,
-    132000: ErrorClass.TEMPLATE, 132001: ErrorClass.TEMPLATE, 132015: ErrorClass.TEMPLATE,
-    132016: ErrorClass.TEMPLATE,
-    131026: ErrorClass.PERMANENT_RECIPIENT, 131047: ErrorClass.PERMANENT_RECIPIENT,
-    131049: ErrorClass.PERMANENT_RECIPIENT, 131050: ErrorClass.PERMANENT_RECIPIENT,
-    368: ErrorClass.POLICY, 131048: ErrorClass.POLICY,
+    # Throttling: back off, then retry.
+    130429: ErrorClass.THROUGHPUT,   # Rate limit hit (Cloud API throughput reached)
+    80007: ErrorClass.THROUGHPUT,    # Rate limit issues (WABA rate limit)
+    4: ErrorClass.THROUGHPUT,        # API Too Many Calls
+    131056: ErrorClass.PAIR_RATE,    # (Business, Consumer) pair rate limit hit
+    # Meta-side trouble: retry.
+    131000: ErrorClass.TRANSIENT,    # Something went wrong
+    131016: ErrorClass.TRANSIENT,    # Service unavailable
+    2: ErrorClass.TRANSIENT,         # API Service: temporary downtime or overload
+    131057: ErrorClass.TRANSIENT,    # Account in maintenance mode (e.g. a throughput upgrade)
+    133004: ErrorClass.TRANSIENT,    # Server temporarily unavailable
+    # Token, permissions or the whole account: stop the run and page (another number will not help).
+    0: ErrorClass.AUTH,              # AuthException
+    3: ErrorClass.AUTH,              # API Method: capability or permissions issue
+    10: ErrorClass.AUTH,             # Permission denied
+    190: ErrorClass.AUTH,            # Access token has expired
+    **{c: ErrorClass.AUTH for c in range(200, 300)},  # API Permission
+    131005: ErrorClass.AUTH,         # Access denied
+    131031: ErrorClass.AUTH,         # Account has been locked (WABA restricted/disabled, or two-step PIN mismatch)
+    131042: ErrorClass.AUTH,         # Business eligibility payment issue
+    # Templates: the backup variant or fallback (132001/132015/132016), else never retried as is.
+    132000: ErrorClass.TEMPLATE,     # Template param count mismatch
+    132001: ErrorClass.TEMPLATE,     # Template does not exist
+    132005: ErrorClass.TEMPLATE,     # Template hydrated text too long
+    132007: ErrorClass.TEMPLATE,     # Template format character policy violated
+    132012: ErrorClass.TEMPLATE,     # Template parameter format mismatch
+    132015: ErrorClass.TEMPLATE,     # Template is paused
+    132016: ErrorClass.TEMPLATE,     # Template is disabled
+    132068: ErrorClass.TEMPLATE,     # Flow is blocked
+    132069: ErrorClass.TEMPLATE,     # Flow is throttled
+    # The recipient: never retried (resending gives the same answer).
+    131026: ErrorClass.PERMANENT_RECIPIENT,  # Message undeliverable
+    131047: ErrorClass.PERMANENT_RECIPIENT,  # Re-engagement message (outside the 24 h window)
+    131049: ErrorClass.PERMANENT_RECIPIENT,  # Meta chose not to deliver (per-user marketing limit)
+    131050: ErrorClass.PERMANENT_RECIPIENT,  # User has stopped marketing messages
+    131021: ErrorClass.PERMANENT_RECIPIENT,  # Recipient cannot be sender
+    130472: ErrorClass.PERMANENT_RECIPIENT,  # User's number is part of an experiment ("resending gives the same error")
+    130497: ErrorClass.PERMANENT_RECIPIENT,  # Business account restricted from messaging users in this country
+    # The sending number: stop using it (rotate to the hot spare).
+    368: ErrorClass.POLICY,          # Temporarily blocked for policies violations
+    131048: ErrorClass.POLICY,       # Spam rate limit hit
+    33: ErrorClass.POLICY,           # Parameter value is not valid (the business phone number was deleted)
+    131037: ErrorClass.POLICY,       # Display name needs approval before messages can be sent
+    131045: ErrorClass.POLICY,       # Incorrect certificate (phone number registration error)
+    133000: ErrorClass.POLICY,       # Incomplete deregistration
+    133005: ErrorClass.POLICY,       # Two-step verification PIN mismatch
+    133006: ErrorClass.POLICY,       # Phone number re-verification needed
+    133008: ErrorClass.POLICY,       # Too many two-step verification PIN guesses
+    133009: ErrorClass.POLICY,       # Two-step verification PIN guessed too fast
+    133010: ErrorClass.POLICY,       # Account (phone number) not registered
+    133015: ErrorClass.POLICY,       # Wait a few minutes before registering this number
+    133016: ErrorClass.POLICY,       # Register/deregister rate limit exceeded
+    # Our request or data: never retried.
+    100: ErrorClass.INVALID_REQUEST,     # Invalid parameter
+    131008: ErrorClass.INVALID_REQUEST,  # Required parameter is missing
+    131009: ErrorClass.INVALID_REQUEST,  # Parameter value is not valid
+    131051: ErrorClass.INVALID_REQUEST,  # Unsupported message type
+    131052: ErrorClass.INVALID_REQUEST,  # Media download error
+    131053: ErrorClass.INVALID_REQUEST,  # Media upload error (inspect the media file)
+    135000: ErrorClass.INVALID_REQUEST,  # Generic user error
+    # Not Graph codes: what the sender stores as deliveries.error_code when a response carried no Graph
+    # error code, only an HTTP status (no WhatsApp Graph code uses these numbers).
+    429: ErrorClass.THROUGHPUT,
+    500: ErrorClass.TRANSIENT, 502: ErrorClass.TRANSIENT, 503: ErrorClass.TRANSIENT, 504: ErrorClass.TRANSIENT,
 }
 RETRYABLE = frozenset({ErrorClass.THROUGHPUT, ErrorClass.PAIR_RATE, ErrorClass.TRANSIENT})
 OPT_OUT_CODES = frozenset({131050})  # the user stopped marketing messages: propose DNC

@@ -78,6 +78,15 @@ def test_a_corrupted_backup_is_detected_and_alerts_p1(app_db, data_dir, sandbox)
     assert scalar(app_db, "SELECT verify_ok FROM backups WHERE backup_id = :b", b=b["backup_id"]) is False
 
 
+def test_two_backups_in_the_same_second_keep_their_own_files(app_db, data_dir):
+    """The file name had second resolution: a second backup overwrote the first one's file."""
+    from include.backups import take_backup, verify_backup
+
+    seed(app_db, advisors=10)
+    a, b = take_backup(app_db, "daily"), take_backup(app_db, "daily")
+    assert a["uri"] != b["uri"]
+    assert verify_backup(app_db, a["backup_id"]).ok and verify_backup(app_db, b["backup_id"]).ok
+
 def test_backup_retention_keeps_7_daily_and_4_weekly(app_db, data_dir):
     from include.backups import apply_retention
 
@@ -93,6 +102,72 @@ def test_backup_retention_keeps_7_daily_and_4_weekly(app_db, data_dir):
     assert live == {"daily": 7, "weekly": 4}
     assert scalar(app_db, "SELECT min(snapshot_at) > now() - interval '7 days' FROM backups "
                           "WHERE kind = 'daily' AND deleted_at IS NULL")
+
+
+def test_a_backup_records_and_verifies_every_table_of_the_app_schema(app_db, data_dir, sandbox):
+    """Not 10 hard-coded tables: the catalog's list at backup time, recorded with the backup."""
+    from include.backups import take_backup, verify_backup
+
+    seed(app_db, advisors=30)
+    execute(app_db, "CREATE TABLE added_by_a_later_migration (id int PRIMARY KEY, note text)")
+    execute(app_db, "INSERT INTO added_by_a_later_migration VALUES (1, 'a'), (2, 'b'), (3, 'c')")
+    execute(app_db, """INSERT INTO webhook_events (dedupe_key, kind, payload, raw_body, signature_valid)
+                       SELECT 's:' || g, 'status', '{}', '{}', true FROM generate_series(1, 25) g""")
+    catalog = [r.tablename for r in rows(app_db, "SELECT tablename FROM pg_tables WHERE schemaname = current_schema()"
+                                                 " ORDER BY tablename")]
+    b = take_backup(app_db, "daily")
+    rec = rows(app_db, "SELECT tables, table_counts, table_checksums FROM backups WHERE backup_id = :b",
+               b=b["backup_id"])[0]
+    assert rec.tables == catalog and len(catalog) > 20
+    assert {"added_by_a_later_migration", "webhook_events", "delivery_attempts", "do_not_contact",
+            "schema_migrations"} <= set(rec.tables)
+    assert set(rec.table_counts) == set(rec.table_checksums) == set(catalog)
+    assert rec.table_counts["added_by_a_later_migration"] == 3 and rec.table_counts["webhook_events"] == 25
+    v = verify_backup(app_db, b["backup_id"])
+    assert v.ok and v.tables_checked == catalog, v
+    # A restore that differs from the recording in a table outside the old key list is caught.
+    execute(app_db, """UPDATE backups SET table_counts = table_counts || '{"added_by_a_later_migration": 4}',
+                       table_checksums = table_checksums || '{"webhook_events": "0/0"}' WHERE backup_id = :b""",
+            b=b["backup_id"])
+    v = verify_backup(app_db, b["backup_id"])
+    assert not v.ok and sorted(v.mismatches) == ["added_by_a_later_migration: 3 rows restored, 4 expected",
+                                                  "webhook_events: checksum differs"], v
+    # A table the backup recorded but the restore lacks is a mismatch too.
+    execute(app_db, "UPDATE backups SET tables = array_append(tables, 'vanished'), table_counts = table_counts || "
+                    "'{\"vanished\": 1}' WHERE backup_id = :b", b=b["backup_id"])
+    v = verify_backup(app_db, b["backup_id"])
+    assert "vanished: recorded in the backup but missing from the restore" in v.mismatches
+
+
+# -- DR drill --------------------------------------------------------------------------------------------------
+def test_dr_drill_restores_only_a_verified_backup_and_refuses_without_one(app_db, data_dir, sandbox):
+    from include.backups import take_backup, verify_backup
+    from include.dr import dr_drill
+
+    seed(app_db, advisors=30)
+    first = take_backup(app_db, "daily")["backup_id"]
+    # Nothing verified yet: refused, with a P1 and a clear message, and nothing restored or recorded.
+    r = dr_drill(app_db)
+    assert r.severity.value == "P1" and not r.ok and r.facts["refused"]
+    assert "no kept backup has passed its restore verification" in r.summary
+    assert any(f"backup {first} " in i and "not verified yet" in i for i in r.items), r.items
+    assert scalar(app_db, "SELECT count(*) FROM dr_drills") == 0
+    assert scalar(app_db, "SELECT count(*) FROM pg_database WHERE datname LIKE 'dr_drill%'") == 0
+    posts = [p["payload"]["text"] for p in sandbox.slack_posts()]
+    assert any(t.startswith("[P1]") and "DR drill refused" in t for t in posts), posts
+    # Verified: it is the one restored, even when a newer backup exists that nobody verified.
+    assert verify_backup(app_db, first).ok
+    newer = take_backup(app_db, "daily")["backup_id"]
+    r = dr_drill(app_db)
+    assert r.facts["backup_id"] == first and not r.facts.get("refused")
+    assert any(f"backup {newer} " in s for s in r.facts["skipped_newer_unverified"])
+    assert rows(app_db, "SELECT backup_id FROM dr_drills") == [(first,)]
+    # Asking for the unverified one by id is refused too; a failed verification does not qualify either.
+    assert dr_drill(app_db, backup_id=newer).facts["refused"]
+    execute(app_db, "UPDATE backups SET verify_ok = false WHERE backup_id = :b", b=first)
+    r = dr_drill(app_db)
+    assert r.facts["refused"] and any("FAILED verification" in i for i in r.items)
+    assert scalar(app_db, "SELECT count(*) FROM dr_drills") == 1
 
 
 # -- retention -----------------------------------------------------------------------------------------------
@@ -138,6 +213,66 @@ def test_retention_survives_a_crash_between_archive_and_delete(app_db, data_dir,
     # A rerun finds nothing more to do.
     again = archive_old_rows(app_db, DAY)
     assert again["deliveries"]["archived_rows"] == again["webhook_events"]["archived_rows"] == 0
+
+
+def test_an_archived_date_is_never_queued_again_and_cannot_be_backfilled(app_db, data_dir):
+    """"Never twice" outlives retention: the plan of an archived date stays, its deliveries do not."""
+    from include import config, content, planning
+    from include.db import query
+    from include.delivery import enqueue
+    from include.ops import authorise_backfill
+    from include.retention import archive_old_rows
+
+    seed(app_db, advisors=40)
+    make_ready(app_db)
+    content.assign_content(app_db, DAY)
+    planning.build_plan(app_db, DAY, {"en": "daily_pack_v1", "hi": "daily_pack_hi_v1"}, jitter_window_s=5)
+    planned = scalar(app_db, "SELECT count(*) FROM delivery_plan WHERE business_date = :d", d=DAY)
+    assert planned > 20 and enqueue(app_db, DAY) == planned
+    execute(app_db, "UPDATE deliveries SET status = 'accepted', attempts = 1, wamid = 'wamid.t' || delivery_id, "
+                    "accepted_at = now() - interval '200 days', updated_at = now() - interval '200 days'")
+    sent = {r.advisor_id: r.wamid for r in rows(app_db, "SELECT advisor_id, wamid FROM deliveries")}
+    # Weekly retention runs once the date is past retention.
+    out = archive_old_rows(app_db, DAY + dt.timedelta(days=config.RETENTION_DAYS + 10))
+    assert out["deliveries"]["archived_rows"] == planned
+    assert scalar(app_db, "SELECT count(*) FROM deliveries") == 0
+    assert scalar(app_db, "SELECT count(*) FROM delivery_plan WHERE business_date = :d", d=DAY) == planned
+    # The fan-out's enqueue (also what a backfill runs) queues nobody: everyone was already sent.
+    assert enqueue(app_db, DAY) == 0
+    assert scalar(app_db, "SELECT count(*) FROM deliveries") == 0
+    # And a backfill of that date is refused before anything is audited or sent.
+    with pytest.raises(ValueError, match=rf"business date {DAY} is archived: .*{planned} deliveries"):
+        authorise_backfill(app_db, str(DAY), "resend after the outage", "ops@test")
+    assert scalar(app_db, "SELECT count(*) FROM audit_log") == 0
+    # What proves it: each archived key, kept in the transaction that deleted the row.
+    proof = rows(app_db, "SELECT business_date, advisor_id, idempotency_key, final_status, wamid, archive_uri, "
+                         "archived_at FROM sent_keys")
+    assert {p.advisor_id: p.wamid for p in proof} == sent
+    assert all(p.business_date == DAY and p.final_status == "accepted" and p.idempotency_key == f"{DAY}:{p.advisor_id}"
+               and p.archive_uri in out["deliveries"]["files"] and p.archived_at for p in proof)
+    # The renders of an archived plan are no longer "needed" by a plan row waiting to be queued.
+    needed = rows(app_db, "SELECT storage_uri FROM renders r WHERE EXISTS (SELECT 1 FROM delivery_plan p WHERE "
+                          "p.render_id = r.render_id AND p.business_date = :d)", d=DAY)
+    with app_db.connect() as conn:
+        in_use = {r.storage_uri for r in conn.execute(query("retention/renders_in_use"),
+                                                      {"since": DAY + dt.timedelta(days=1)})}
+    assert not in_use & {r.storage_uri for r in needed}
+
+
+def test_backfill_refuses_a_date_older_than_retention(app_db):
+    from include import config
+    from include.dates import ist_today
+    from include.ops import authorise_backfill
+    from include.retention import refuse_archived_date
+
+    today = ist_today()
+    too_old = today - dt.timedelta(days=config.RETENTION_DAYS + 1)
+    with pytest.raises(ValueError, match=rf"business date {too_old} is older than the {config.RETENTION_DAYS}-day "
+                                         r"retention"):
+        authorise_backfill(app_db, str(too_old), "resend an old pack", "ops@test")
+    assert scalar(app_db, "SELECT count(*) FROM audit_log") == 0
+    refuse_archived_date(app_db, today - dt.timedelta(days=config.RETENTION_DAYS))  # the oldest date still kept
+    assert authorise_backfill(app_db, str(today - dt.timedelta(days=3)), "missed delivery", "ops@test")
 
 
 def test_cleanup_never_removes_a_render_a_pending_delivery_needs(app_db, data_dir, sandbox):
@@ -189,6 +324,72 @@ def test_weekly_maintenance_runs_end_to_end(dags, app_db, data_dir, sandbox, air
     assert post
 
 
+def _state(engine, data_dir):
+    """Everything a dry run must leave alone: row counts of every app table (but the run's own
+    check_results), files in the object store, index files, vacuum/analyze counters, extensions."""
+    tables = [r.relname for r in rows(engine, "SELECT relname FROM pg_stat_user_tables WHERE schemaname = "
+                                              "current_schema() AND relname <> 'check_results' ORDER BY relname")]
+    counts = {t: scalar(engine, f'SELECT count(*) FROM "{t}"') for t in tables}
+    files = {str(p.relative_to(data_dir)): (p.stat().st_size, p.stat().st_mtime)
+             for p in data_dir.rglob("*") if p.is_file()}
+    indexes = {r.relname: r.relfilenode for r in rows(engine, "SELECT c.relname, c.relfilenode FROM pg_class c "
+                                                              "WHERE c.relkind = 'i' AND c.relnamespace = "
+                                                              "current_schema()::regnamespace")}
+    vacuums = {r.relname: (r.vacuum_count, r.analyze_count) for r in rows(
+        engine, "SELECT relname, vacuum_count, analyze_count FROM pg_stat_user_tables")}
+    extensions = sorted(r.extname for r in rows(engine, "SELECT extname FROM pg_extension"))
+    return {"counts": counts, "files": files, "indexes": indexes, "vacuums": vacuums, "extensions": extensions}
+
+
+def test_weekly_maintenance_dry_run_changes_nothing(dags, app_db, data_dir, sandbox, airflow_db):
+    from include.backups import take_backup
+    from include.storage import render_root
+
+    sent_world(app_db, sandbox)
+    old = DAY - dt.timedelta(days=200)
+    execute(app_db, "UPDATE deliveries SET business_date = :o, idempotency_key = :o || ':' || advisor_id", o=old)
+    execute(app_db, """INSERT INTO webhook_events (dedupe_key, kind, wamid, status, payload, raw_body,
+                       signature_valid, received_at) SELECT 's:old' || g, 'status', 'wamid.old' || g, 'delivered',
+                       '{}', '{}', true, now() - interval '200 days' FROM generate_series(1, 30) g""")
+    # A bloated index on a hot table (> 1 MB, leaf density far below 60%): what upkeep would REINDEX.
+    execute(app_db, """INSERT INTO webhook_events (dedupe_key, kind, payload, raw_body, signature_valid)
+                       SELECT 'bloat:' || md5(g::text) || md5((g * 7)::text), 'status', '{}', '{}', true
+                       FROM generate_series(1, 40000) g""")
+    execute(app_db, "DELETE FROM webhook_events WHERE dedupe_key LIKE 'bloat:%' AND event_id % 20 <> 0")
+    with app_db.connect().execution_options(isolation_level="AUTOCOMMIT") as c:
+        c.execute(sa.text("VACUUM webhook_events"))
+        c.execute(sa.text("CREATE EXTENSION IF NOT EXISTS pgstattuple"))  # so the dry run can measure bloat
+    execute(app_db, "UPDATE deliveries SET updated_at = now()")  # dead tuples: what upkeep would VACUUM
+    # Old render objects nothing needs, and more backups than retention keeps.
+    folder = render_root() / "old"
+    folder.mkdir(parents=True, exist_ok=True)
+    stale = time.time() - 120 * 86400
+    for i in range(3):
+        (folder / f"stale-{i}.jpg").write_bytes(b"\xff\xd8" + bytes(1000))
+        os.utime((data_dir / "objects" / "renders" / "old" / f"stale-{i}.jpg"), (stale, stale))
+    for _ in range(8):
+        take_backup(app_db, "daily")
+    before = _state(app_db, data_dir)
+    dr = dags["weekly_maintenance"].test(run_conf={"dry_run": True})
+    assert dr.state == "success", {t.task_id: t.state for t in dr.get_task_instances()}
+    after = _state(app_db, data_dir)
+    for part in before:
+        assert after[part] == before[part], part
+    got = {r.check_name: r for r in rows(app_db, "SELECT check_name, severity, summary FROM check_results")}
+    n_old = scalar(app_db, "SELECT count(*) FROM deliveries")
+    assert got["retention"].summary.startswith("dry run: nothing archived or deleted")
+    assert f"deliveries: would archive {n_old} row(s) into 1 file(s)" in got["retention"].summary
+    assert "webhook_events: would archive 30 row(s)" in got["retention"].summary
+    upkeep = got["db_upkeep"].summary
+    assert upkeep.startswith("dry run: would vacuum") and "deliveries" in upkeep and "nothing run" in upkeep
+    assert "would reindex 0" not in upkeep and "webhook_events" in upkeep.split("would reindex")[1], upkeep
+    assert got["render_cache_cleanup"].summary.startswith("dry run: would remove 3 render(s)")
+    assert "dry run" in got["airflow_metadata_cleanup"].summary
+    assert got["backup"].summary.startswith("dry run: no backup taken")
+    assert "would delete 1 backup(s)" in got["backup_verification"].summary
+    assert all(r.severity == "info" for r in got.values()), {k: (r.severity, r.summary) for k, r in got.items()}
+
+
 # -- monthly ---------------------------------------------------------------------------------------------------
 def test_monthly_timetable_fires_only_on_first_sundays_for_a_year(dags):
     import pendulum
@@ -232,9 +433,9 @@ def test_compliance_review_finds_planted_violations(app_db, sandbox):
     execute(app_db, """INSERT INTO do_not_contact (phone_e164, reason, source, added_at)
                        SELECT to_phone, 'regulator list', 'regulator', accepted_at - interval '1 day'
                        FROM deliveries WHERE delivery_id = :v""", v=victims[1])
-    # 3. an operator paused sending without an audit row
+    # 3. an operator paused sending without an audit row (in the reviewed month, whatever today is)
     execute(app_db, "UPDATE ops_controls SET paused = true, reason = 'testing', changed_by = 'mallory', "
-                    "changed_at = now() WHERE control = 'sending'")
+                    "changed_at = CAST(:d AS timestamptz) + interval '10 hours' WHERE control = 'sending'", d=DAY)
     result, found = review(app_db, dt.date(2026, 11, 1), dt.date(2026, 12, 1))
     assert sorted((f["rule"], f["delivery_id"]) for f in found) == sorted([
         ("DISCLAIMER-MISSING", victims[0]), ("SENT-TO-DNC", victims[1]), ("UNAUDITED-KILL-SWITCH", None)])
@@ -261,7 +462,7 @@ def test_capacity_projection_on_fixture_data():
 
 
 def test_monthly_maintenance_drill_review_capacity_and_refreshes(dags, app_db, data_dir, sandbox, airflow_db):
-    from include.backups import take_backup
+    from include.backups import take_backup, verify_backup
     from include.pre_delivery import prepare_queue
 
     seed(app_db, advisors=60)
@@ -270,7 +471,7 @@ def test_monthly_maintenance_drill_review_capacity_and_refreshes(dags, app_db, d
 
     content.assign_content(app_db, DAY)
     prepare_queue(app_db, DAY, {"en": "daily_pack_v1", "hi": "daily_pack_hi_v1"})
-    take_backup(app_db, "weekly")
+    assert verify_backup(app_db, take_backup(app_db, "weekly")["backup_id"]).ok  # the drill restores verified ones
     sandbox.admin.post("/_sandbox/templates/daily_pack_v1", json={"quality_score": "YELLOW"}).raise_for_status()
     execute(app_db, "UPDATE content_packs SET created_at = now() - interval '2 years' WHERE pack_key IN "
                     "('evergreen-01', 'evergreen-02', 'evergreen-03', 'evergreen-04', 'evergreen-05')")

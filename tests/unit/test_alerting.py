@@ -1,4 +1,6 @@
 """Alerts reach the sandbox's Slack endpoint over real HTTP, in Block Kit, with run context."""
+import json
+import os
 from types import SimpleNamespace
 
 from include import alerting
@@ -46,3 +48,51 @@ def test_worst_severity_and_paging():
     assert alerting.worst([]) is Severity.INFO
     assert Severity.P0.pages and not Severity.P1.pages
     assert RunRef().url is None
+
+
+def _closed_port_slack() -> str:
+    from tests.support import free_port
+
+    return json.dumps({"conn_type": "slackwebhook", "password": f"http://127.0.0.1:{free_port()}/slack/webhook/x"})
+
+
+def test_post_once_records_an_alert_only_after_slack_accepted_it(app_db, sandbox, monkeypatch):
+    import datetime as dt
+
+    from tests.world import scalar
+
+    day = dt.date(2026, 11, 23)
+    working = os.environ["AIRFLOW_CONN_SLACK_ALERTS"]
+    p0 = Alert(Severity.P0, "Failure rate 3.1% over 2 min", {"failed": 31})
+    monkeypatch.setenv("AIRFLOW_CONN_SLACK_ALERTS", _closed_port_slack())  # Slack is down
+    assert alerting.post_once(app_db, day, "failure-rate", p0) is False
+    assert scalar(app_db, "SELECT count(*) FROM alerts_raised") == 0     # not recorded as raised
+    assert sandbox.slack_posts() == []
+    monkeypatch.setenv("AIRFLOW_CONN_SLACK_ALERTS", working)             # Slack is back
+    assert alerting.post_once(app_db, day, "failure-rate", p0) is True   # so the P0 is posted now
+    posts = sandbox.slack_posts()
+    assert len(posts) == 1 and posts[0]["payload"]["text"].startswith("[P0]")
+    assert alerting.post_once(app_db, day, "failure-rate", p0) is False  # and only once
+    assert len(sandbox.slack_posts()) == 1
+    assert scalar(app_db, "SELECT count(*) FROM alerts_raised WHERE alert_key = 'failure-rate'") == 1
+
+
+def test_post_once_concurrent_callers_post_at_most_once(app_db, sandbox):
+    import datetime as dt
+    from concurrent.futures import ThreadPoolExecutor
+
+    a = Alert(Severity.P0, "No hot spare left for shard 2")
+    with ThreadPoolExecutor(6) as pool:
+        got = list(pool.map(lambda _: alerting.post_once(app_db, dt.date(2026, 11, 23), "no-spare:2", a), range(6)))
+    assert got.count(True) == 1
+    assert len(sandbox.slack_posts()) == 1
+
+
+def test_no_canary_list_means_no_canary_and_a_p1_that_says_why(monkeypatch):
+    """Production names its canary list; nobody is messaged on a default."""
+    from include import config
+    from include.canary import run_canary
+
+    monkeypatch.setattr(config, "CANARY_PHONES", ())
+    result = run_canary(engine=None, settings=None, business_date=None)
+    assert result.severity.value == "P1" and "FA_CANARY_PHONES" in result.summary + str(result.items)

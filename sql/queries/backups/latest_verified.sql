@@ -1,0 +1,9 @@
+-- The given backup, or the newest one still kept, among those whose restore verification passed:
+-- what a DR drill may restore.
+SELECT backup_id, kind, uri, sha256, bytes, snapshot_at, newest_data_at, table_counts, table_checksums, tables,
+       checksum_method, verified_at
+FROM backups
+WHERE deleted_at IS NULL AND verify_ok IS TRUE
+  AND (CAST(:backup_id AS bigint) IS NULL OR backup_id = CAST(:backup_id AS bigint))
+ORDER BY snapshot_at DESC, backup_id DESC
+LIMIT 1
