@@ -6,38 +6,55 @@ Served by the Airflow api-server as a plugin FastAPI app (plugins/whatsapp_webho
 
 * GET answers Meta's verification handshake (hub.mode / hub.verify_token / hub.challenge).
 * POST verifies `X-Hub-Signature-256` over the raw body with the app secret: 401 when missing, 403
-  when wrong; nothing is stored for a rejected request.
-* Every event is stored in `webhook_events`, deduplicated on wamid + status + timestamp (statuses)
-  or message id (inbound), and committed before the 200: a 200 means durable. Requests arriving
-  together share one transaction (group commit), which is what keeps 1,000+ events/s cheap.
-* An inbound opt-out reply (STOP and the configured keywords, English and Hindi, case-insensitive)
-  puts the number on `do_not_contact` in the same transaction, with the source event. The sender
-  re-checks DNC at send time, so no later send reaches it. Other inbound messages are stored.
+  when wrong; nothing is stored for a rejected request. The body is streamed and capped at
+  `config.WEBHOOK_MAX_BODY_BYTES` (413 beyond, or at once for a larger Content-Length), so nobody can
+  make the api-server buffer an unbounded body before the signature is checked. A signed body that is
+  not a WhatsApp webhook (not a JSON object, or malformed inside) is a 400; the log then carries the
+  reason, size and sha256 of the body, never the body (it holds phone numbers and message texts).
+* Both Meta-facing routes are unauthenticated: Meta cannot log in, the signature (POST) and the verify
+  token (GET) are its credentials. Operational routes (`/webhook/stats`) take the `ops_auth`
+  dependency; the api-server plugin passes Airflow's, so they need a logged-in Airflow user.
+* Every event is stored in `webhook_events`, deduplicated on wamid + status + timestamp (statuses),
+  message id (inbound) or wa_id + preference + timestamp (user_preferences), and committed before the
+  200: a 200 means durable. Requests arriving together share one transaction (group commit), which is
+  what keeps 1,000+ events/s cheap.
+* Opt-outs put the number on `do_not_contact` in the same transaction as their event, with the event as
+  `source_event_id`: an inbound opt-out reply (STOP and the configured keywords, English and Hindi;
+  source 'inbound_opt_out'), a `failed` status with error 131050 "user has stopped marketing messages"
+  and a `user_preferences` webhook with marketing_messages = stop (both 'api_opt_out'). The planner
+  (eligible_advisors) and the sender's claim both read `do_not_contact`, so no later plan or send
+  reaches the number. A user_preferences 'resume' is stored as an event only.
 * Turning statuses into `deliveries` is separate (include/reconcile.py, post_delivery_report).
 """
 from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import functools
 import hashlib
 import hmac
 import json
 import logging
+import re
 import time
+import unicodedata
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from fastapi import FastAPI, Request
+from fastapi import Depends, FastAPI, Request
 from fastapi.responses import JSONResponse, PlainTextResponse
 from sqlalchemy.engine import Engine
 
 from include import config
 from include.db import query
+from include.whatsapp import OPT_OUT_CODES
 
 log = logging.getLogger(__name__)
 
-_EDGE_PUNCT = ".!?,;:'\"()[]{}-_*~।"
+# do_not_contact.source values (see the table's CHECK constraint).
+INBOUND_OPT_OUT = "inbound_opt_out"
+API_OPT_OUT = "api_opt_out"
 
 
 @dataclass(frozen=True)
@@ -53,23 +70,98 @@ def signature_ok(raw: bytes, header: str | None, app_secret: str) -> bool:
     return hmac.compare_digest(header[len("sha256="):].strip().lower(), expected)
 
 
-def opt_out_keyword(text: str | None, keywords: tuple[str, ...] = config.OPT_OUT_KEYWORDS) -> str | None:
-    """The keyword an inbound text opts out with, if any: the whole message is a keyword, or starts with
-    one and is at most four words ("STOP please", "बंद करें"). "Don't stop the updates" is not an opt-out."""
-    if not text:
+# -- opt-out replies --------------------------------------------------------------------------------------
+_APOSTROPHES = str.maketrans({"\u2019": "'", "\u2018": "'", "\u02bc": "'", "`": "'", "_": " "})
+# Hindi is verb-final: "मैसेज बंद करो" (stop the messages) ends with the keyword and an imperative.
+_HI_IMPERATIVES = ("करो", "करें", "करे", "करिए", "करिये", "कीजिए", "कीजिये", "कर", "दो", "दें", "दीजिए",
+                   "रोकें", "रोको", "रोकिए", "रुको", "रुकें")
+_MAX_REPLY_WORDS = 4  # after a polite prefix: "stop sending these", not "stop by the office tomorrow ..."
+
+
+def _edge_trim(word: str) -> str:
+    """A word without leading or trailing punctuation and symbols (".", "!", "।", quotes, emoji)."""
+    i, j = 0, len(word)
+    while i < j and unicodedata.category(word[i])[0] in "PS":
+        i += 1
+    while j > i and unicodedata.category(word[j - 1])[0] in "PS":
+        j -= 1
+    return word[i:j]
+
+
+def reply_words(text: str) -> tuple[str, ...]:
+    """The words of a reply, normalised for matching: NFKC, case-folded, curly apostrophes made straight,
+    hyphens and dashes of every kind ("opt-out", "opt–out") and underscores made spaces, punctuation and
+    symbols trimmed from each word's edges ("stop!", "बंद।")."""
+    s = unicodedata.normalize("NFKC", text).casefold().translate(_APOSTROPHES)
+    s = "".join(" " if unicodedata.category(ch) == "Pd" else ch for ch in s)
+    return tuple(w for w in (_edge_trim(w) for w in s.split()) if w)
+
+
+@functools.lru_cache(maxsize=8)
+def _phrases(values: tuple[str, ...]) -> tuple[tuple[str, tuple[str, ...]], ...]:
+    """(configured value, its words), longest first, so "stop all" wins over "stop"."""
+    out = [(v, reply_words(v)) for v in values]
+    return tuple(sorted(((v, w) for v, w in out if w), key=lambda p: len(p[1]), reverse=True))
+
+
+def _contains(words: tuple[str, ...], phrase: tuple[str, ...]) -> bool:
+    n = len(phrase)
+    return any(words[i:i + n] == phrase for i in range(len(words) - n + 1))
+
+
+def _devanagari(s: str) -> bool:
+    return any("\u0900" <= ch <= "\u097f" for ch in s)
+
+
+def opt_out_keyword(text: str | None, keywords: tuple[str, ...] = config.OPT_OUT_KEYWORDS,
+                    polite: tuple[str, ...] = config.OPT_OUT_POLITE_WORDS,
+                    negations: tuple[str, ...] = config.OPT_OUT_NEGATIONS) -> str | None:
+    """The keyword an inbound text opts out with, if any.
+
+    * the whole message is a keyword, whatever its case, punctuation or hyphenation ("STOP!", "Opt-Out");
+    * or, after at most two polite words ("please", "kindly", "कृपया"), it starts with a keyword and is at
+      most four words ("STOP please", "please stop sending these", "बंद करो");
+    * or, for Hindi keywords (verb-final), it ends with the keyword and an imperative ("मैसेज बंद करो");
+    * never when it carries a negation: "Don't stop the updates", "please do not stop", "बंद मत करो".
+    """
+    if not text or not isinstance(text, str):
         return None
-    norm = " ".join(text.strip().strip(_EDGE_PUNCT).casefold().split())
-    if norm in keywords:
-        return norm
-    words = norm.split()
-    if len(words) <= 4:
-        for k in sorted(keywords, key=len, reverse=True):
-            kw = k.split()
-            if words[:len(kw)] == kw:
+    words = reply_words(text)
+    if not words:
+        return None
+    kws = _phrases(tuple(keywords))
+    for k, kw in kws:
+        if words == kw:
+            return k
+    if any(w.endswith("n't") for w in words) or any(_contains(words, n) for _, n in _phrases(tuple(negations))):
+        return None
+    polite_words = {w for _, p in _phrases(tuple(polite)) for w in p}
+    start = 0
+    while start < min(2, len(words)) and words[start] in polite_words:
+        start += 1
+    rest = words[start:]
+    if not rest or len(rest) > _MAX_REPLY_WORDS:
+        return None
+    for k, kw in kws:
+        if rest[:len(kw)] == kw:
+            return k
+    tail = rest
+    while tail and tail[-1] in polite_words:
+        tail = tail[:-1]
+    if tail and tail[-1] in _hi_imperatives():
+        for k, kw in kws:
+            n = len(kw)
+            if _devanagari(k) and (tail[-n:] == kw or tail[-n - 1:-1] == kw):
                 return k
     return None
 
 
+@functools.cache
+def _hi_imperatives() -> frozenset[str]:
+    return frozenset(w for v in _HI_IMPERATIVES for w in reply_words(v))
+
+
+# -- parsing ----------------------------------------------------------------------------------------------
 @dataclass
 class ParsedEvent:
     dedupe_key: str
@@ -80,58 +172,135 @@ class ParsedEvent:
     from_phone: str | None = None
     event_ts: dt.datetime | None = None
     biz_opaque: str | None = None
-    opt_out: str | None = None
+    opt_out: str | None = None                # the keyword of an inbound opt-out reply
+    dnc: tuple[str, str] | None = None        # (do_not_contact source, reason) this event puts the number on
 
 
 def _ts(value: Any) -> dt.datetime | None:
     try:
         return dt.datetime.fromtimestamp(int(value), dt.UTC)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError, OSError):
         return None
 
 
-def _phone(wa_id: str | None) -> str | None:
-    if not wa_id:
+_E164_DIGITS = re.compile(r"[1-9][0-9]{7,14}")
+
+
+def _phone(wa_id: Any) -> str | None:
+    """A wa_id (recipient_id, from) as E.164, or None when it is not a phone number. Meta notes a wa_id may
+    differ from the phone number; ours are the numbers we message, so it is the key do_not_contact needs."""
+    if not isinstance(wa_id, str):
         return None
     digits = wa_id.lstrip("+")
-    return f"+{digits}" if digits.isdigit() else None
+    return f"+{digits}" if digits.isascii() and _E164_DIGITS.fullmatch(digits) else None
+
+
+def _obj(value: Any) -> dict:
+    return value if isinstance(value, dict) else {}
+
+
+def _items(container: dict, key: str, where: str) -> list[dict]:
+    """container[key] as a list of objects (absent or null: empty). Anything else is not a WhatsApp webhook;
+    the message names the place, never the content (it may hold phone numbers)."""
+    value = container.get(key)
+    if value is None:
+        return []
+    if not isinstance(value, list) or not all(isinstance(v, dict) for v in value):
+        raise ValueError(f"{where}.{key} is not a list of objects")
+    return value
+
+
+def _opt_str(item: dict, key: str, where: str) -> str | None:
+    value = item.get(key)
+    if value is not None and not isinstance(value, str):
+        raise ValueError(f"{where}.{key} is not a string")
+    return value
 
 
 def _inbound_text(msg: dict) -> str | None:
     kind = msg.get("type")
     if kind == "text":
-        return (msg.get("text") or {}).get("body")
+        return _obj(msg.get("text")).get("body")
     if kind == "button":
-        return (msg.get("button") or {}).get("text") or (msg.get("button") or {}).get("payload")
+        button = _obj(msg.get("button"))
+        return button.get("text") or button.get("payload")
     if kind == "interactive":
-        inter = msg.get("interactive") or {}
-        reply = inter.get("button_reply") or inter.get("list_reply") or {}
+        inter = _obj(msg.get("interactive"))
+        reply = _obj(inter.get("button_reply")) or _obj(inter.get("list_reply"))
         return reply.get("title")
     return None
 
 
-def parse_events(payload: dict) -> list[ParsedEvent]:
-    """Flatten a webhook body into events. Raises ValueError for a body that is not a WhatsApp webhook."""
+def _error_codes(item: dict) -> set[int]:
+    codes = set()
+    errors = item.get("errors")
+    for err in errors if isinstance(errors, list) else []:
+        try:
+            codes.add(int(_obj(err).get("code")))
+        except (TypeError, ValueError):
+            continue
+    return codes
+
+
+_STOP_REASON = "WhatsApp user_preferences: user requested to stop marketing messages"
+
+
+def parse_events(payload: Any) -> list[ParsedEvent]:
+    """Flatten a webhook body into events. Raises ValueError for a body that is not a WhatsApp webhook:
+    not an object, another object type, or a malformed structure inside (entry, changes, value, items)."""
     if not isinstance(payload, dict) or payload.get("object") != "whatsapp_business_account":
         raise ValueError("not a whatsapp_business_account webhook")
     events: list[ParsedEvent] = []
-    for entry in payload.get("entry") or []:
-        for change in entry.get("changes") or []:
-            value = change.get("value") or {}
-            for s in value.get("statuses") or []:
-                wamid, status, ts = s.get("id"), s.get("status"), s.get("timestamp")
+    for entry in _items(payload, "entry", "body"):
+        for change in _items(entry, "changes", "entry"):
+            value = change.get("value")
+            if value is None:
+                continue
+            if not isinstance(value, dict):
+                raise ValueError("change value is not an object")
+            for s in _items(value, "statuses", "value"):
+                wamid, status = _opt_str(s, "id", "status"), _opt_str(s, "status", "status")
                 if not wamid or not status:
-                    raise ValueError(f"status event without id or status: {json.dumps(s)[:200]}")
+                    raise ValueError("status event without id or status")
+                ts = s.get("timestamp")
+                dnc = None
+                if status == "failed" and _error_codes(s) & OPT_OUT_CODES:
+                    # 131050 after the send: Meta did not deliver because the user stopped marketing messages.
+                    dnc = (API_OPT_OUT, "WhatsApp 131050 (failed status): user stopped marketing messages")
                 events.append(ParsedEvent(f"s:{wamid}:{status}:{ts}", "status", s, wamid=wamid, status=status,
                                           from_phone=_phone(s.get("recipient_id")), event_ts=_ts(ts),
-                                          biz_opaque=s.get("biz_opaque_callback_data")))
-            for m in value.get("messages") or []:
-                if not m.get("id"):
-                    raise ValueError(f"inbound message without id: {json.dumps(m)[:200]}")
-                events.append(ParsedEvent(f"m:{m['id']}", "message", m, wamid=m["id"], status=m.get("type"),
+                                          biz_opaque=_opt_str(s, "biz_opaque_callback_data", "status"), dnc=dnc))
+            for m in _items(value, "messages", "value"):
+                msg_id = _opt_str(m, "id", "message")
+                if not msg_id:
+                    raise ValueError("inbound message without id")
+                kind = m.get("type") if isinstance(m.get("type"), str) else None
+                keyword, dnc = opt_out_keyword(_inbound_text(m)), None
+                if keyword:
+                    dnc = (INBOUND_OPT_OUT, f'inbound opt-out reply "{keyword}"')
+                system = _obj(m.get("system"))
+                if kind == "system" and system.get("type") == "user_preference_changed" \
+                        and system.get("marketing") == "stop":
+                    # The same preference change as a system message (older API versions send this form).
+                    dnc = (API_OPT_OUT, _STOP_REASON)
+                events.append(ParsedEvent(f"m:{msg_id}", "message", m, wamid=msg_id, status=kind,
                                           from_phone=_phone(m.get("from")), event_ts=_ts(m.get("timestamp")),
-                                          opt_out=opt_out_keyword(_inbound_text(m))))
-            for err in value.get("errors") or []:
+                                          opt_out=keyword, dnc=dnc))
+            for p in _items(value, "user_preferences", "value"):
+                # field "user_preferences": a user stopped or resumed marketing messages in WhatsApp's settings.
+                wa_id, category = _opt_str(p, "wa_id", "user_preference"), _opt_str(p, "category", "user_preference")
+                pref = _opt_str(p, "value", "user_preference")
+                if not wa_id or not pref:
+                    raise ValueError("user_preferences item without wa_id or value")
+                ts = p.get("timestamp")
+                dnc = None
+                if category == "marketing_messages" and pref == "stop":
+                    dnc = (API_OPT_OUT, _STOP_REASON)
+                # 'resume' is recorded only: taking a number off do_not_contact is a human decision (an operator
+                # checks consent and deletes the entry); a webhook never silently re-enables messaging.
+                events.append(ParsedEvent(f"p:{wa_id}:{category}:{pref}:{ts}", "user_preference", p,
+                                          status=pref, from_phone=_phone(wa_id), event_ts=_ts(ts), dnc=dnc))
+            for err in _items(value, "errors", "value"):
                 digest = hashlib.sha256(json.dumps(err, sort_keys=True).encode()).hexdigest()[:32]
                 events.append(ParsedEvent(f"e:{entry.get('id')}:{digest}", "error", err,
                                           status=str(err.get("code"))))
@@ -154,18 +323,30 @@ class ReceiverStats:
     opt_outs: int = 0
     rejected_401: int = 0
     rejected_403: int = 0
+    rejected_413: int = 0
     bad_requests: int = 0
     commits: int = 0
+    store_failures: int = 0
     started_at: float = field(default_factory=time.time)
 
 
 def store(engine: Engine, batch: list[tuple[ParsedEvent, str]]) -> tuple[int, int]:
-    """Insert events (with their raw bodies) and any opt-outs in one transaction: (stored, opt-outs)."""
+    """Insert events and the opt-outs they carry in one transaction: (stored, opt-outs). Only a newly stored
+    event adds an opt-out, so a replay never re-adds a number an operator removed.
+
+    A request's events share its body object (`raw`); the body is sent and stored once per request, on its
+    first event, and the others carry 'sha256:<hex>' of it (see webhooks/insert_events)."""
     if not batch:
         return 0, 0
     cols: dict[str, list] = {k: [] for k in ("dedupe_keys", "kinds", "wamids", "statuses", "from_phones", "event_ts",
                                              "biz_opaques", "payloads", "raw_bodies")}
+    requests: dict[int, list[str]] = {}  # id(body) -> dedupe keys of its events, in order
+    refs: dict[int, str] = {}
     for ev, raw in batch:
+        keys = requests.setdefault(id(raw), [])
+        if keys and id(raw) not in refs:
+            refs[id(raw)] = "sha256:" + hashlib.sha256(raw.encode()).hexdigest()
+        keys.append(ev.dedupe_key)
         cols["dedupe_keys"].append(ev.dedupe_key)
         cols["kinds"].append(ev.kind)
         cols["wamids"].append(ev.wamid)
@@ -174,17 +355,30 @@ def store(engine: Engine, batch: list[tuple[ParsedEvent, str]]) -> tuple[int, in
         cols["event_ts"].append(ev.event_ts)
         cols["biz_opaques"].append(ev.biz_opaque)
         cols["payloads"].append(json.dumps(ev.payload))
-        cols["raw_bodies"].append(raw)
+        cols["raw_bodies"].append(raw if len(keys) == 1 else refs[id(raw)])
+    bodies = {id(raw): raw for _, raw in batch}
     with engine.begin() as conn:
         new = {r.dedupe_key: r.event_id for r in conn.execute(query("webhooks/insert_events"), cols)}
-        opt = [(ev.from_phone, f'inbound opt-out reply "{ev.opt_out}"', new[ev.dedupe_key]) for ev, _ in batch
-               if ev.opt_out and ev.from_phone and ev.dedupe_key in new]
+        orphaned = [(next(new[k] for k in keys if k in new), bodies[body_id]) for body_id, keys in requests.items()
+                    if keys[0] not in new and any(k in new for k in keys)]
+        if orphaned:
+            conn.execute(query("webhooks/attach_body"), {"event_ids": [o[0] for o in orphaned],
+                                                          "raw_bodies": [o[1] for o in orphaned]})
+        opt = [(ev.from_phone, ev.dnc[1], ev.dnc[0], new[ev.dedupe_key]) for ev, _ in batch
+               if ev.dnc and ev.from_phone and ev.dedupe_key in new]
         added = 0
         if opt:
             added = len(conn.execute(query("webhooks/add_opt_outs"), {
-                "phones": [o[0] for o in opt], "reasons": [o[1] for o in opt],
-                "event_ids": [o[2] for o in opt]}).fetchall())
+                "phones": [o[0] for o in opt], "reasons": [o[1] for o in opt], "sources": [o[2] for o in opt],
+                "event_ids": [o[3] for o in opt]}).fetchall())
     return len(new), added
+
+
+def _failure(exc: BaseException) -> str:
+    """An exception named without its text: a database error's text carries the statement's parameters,
+    which here are webhook bodies with phone numbers."""
+    sqlstate = getattr(getattr(exc, "orig", None), "sqlstate", None)
+    return f"{type(exc).__name__}" + (f" (sqlstate {sqlstate})" if sqlstate else "")
 
 
 class GroupCommitWriter:
@@ -215,22 +409,32 @@ class GroupCommitWriter:
             group = [first]
             while not self._queue.empty() and sum(len(p.events) for p in group) < self.max_batch:
                 group.append(self._queue.get_nowait())
-            batch = [(ev, p.raw) for p in group for ev in p.events]
-            try:
-                stored, opted = await asyncio.to_thread(store, self.engine_factory(), batch)
-            except Exception as exc:
-                log.exception("storing %d webhook events failed", len(batch))
+            await self._commit(group)
+
+    async def _commit(self, group: list[_Pending]) -> None:
+        batch = [(ev, p.raw) for p in group for ev in p.events]
+        try:
+            stored, opted = await asyncio.to_thread(store, self.engine_factory(), batch)
+        except Exception as exc:  # noqa: BLE001 - answered below: a 500 makes Meta retry later
+            self.stats.store_failures += 1
+            if len(group) > 1:
+                # One bad request must not fail the others it was batched with: store them one by one.
+                log.warning("storing %d webhook events from %d requests failed: %s; retrying per request",
+                            len(batch), len(group), _failure(exc))
                 for p in group:
-                    if not p.done.done():
-                        p.done.set_exception(exc)
-                continue
-            self.stats.commits += 1
-            self.stats.events_stored += stored
-            self.stats.duplicates += len(batch) - stored
-            self.stats.opt_outs += opted
-            for p in group:
-                if not p.done.done():
-                    p.done.set_result(None)
+                    await self._commit([p])
+                return
+            log.error("storing %d webhook events failed: %s", len(batch), _failure(exc))
+            if not group[0].done.done():
+                group[0].done.set_exception(exc)
+            return
+        self.stats.commits += 1
+        self.stats.events_stored += stored
+        self.stats.duplicates += len(batch) - stored
+        self.stats.opt_outs += opted
+        for p in group:
+            if not p.done.done():
+                p.done.set_result(None)
 
 
 def secrets_from_connection(conn_id: str = config.WHATSAPP_CONN_ID) -> ReceiverSecrets:
@@ -242,19 +446,56 @@ def secrets_from_connection(conn_id: str = config.WHATSAPP_CONN_ID) -> ReceiverS
     return ReceiverSecrets(extra["app_secret"], extra["verify_token"])
 
 
+class _BodyRejected(Exception):
+    def __init__(self, status: int, reason: str):
+        super().__init__(reason)
+        self.status = status
+        self.reason = reason
+
+
+async def read_capped_body(request: Request, limit: int) -> bytes:
+    """The request body, streamed, refused with 413 as soon as it would pass `limit` bytes: a declared
+    Content-Length above the limit is refused before reading anything, and a chunked or lying body is
+    cut off at the chunk that would cross the limit, so at most `limit` bytes are ever held."""
+    declared = request.headers.get("content-length")
+    if declared is not None:
+        try:
+            size = int(declared)
+        except ValueError:
+            raise _BodyRejected(400, "invalid Content-Length") from None
+        if size > limit:
+            raise _BodyRejected(413, f"body of {size} bytes is over the {limit}-byte limit")
+    buf = bytearray()
+    async for chunk in request.stream():
+        if len(buf) + len(chunk) > limit:
+            raise _BodyRejected(413, f"body over the {limit}-byte limit")
+        buf += chunk
+    return bytes(buf)
+
+
 def create_app(engine_factory: Callable[[], Engine] | None = None,
-               secrets_factory: Callable[[], ReceiverSecrets] | None = None):
+               secrets_factory: Callable[[], ReceiverSecrets] | None = None,
+               ops_auth: Callable[..., Any] | None = None,
+               max_body_bytes: int = config.WEBHOOK_MAX_BODY_BYTES,
+               secrets_ttl_s: float = config.WEBHOOK_SECRETS_TTL_S,
+               clock: Callable[[], float] | None = None):
+    """The receiver app. `ops_auth` is a FastAPI dependency guarding the operational routes (stats): the
+    api-server plugin passes Airflow's (a logged-in user); without it they are open, which only suits a
+    standalone receiver on loopback (tests, benchmark). The Meta-facing routes never take it."""
     if engine_factory is None:
         from include.db import get_engine
 
         engine_factory = get_engine
     secrets_factory = secrets_factory or secrets_from_connection
+    clock = clock or time.monotonic
     cache: dict[str, Any] = {}
 
     def secrets() -> ReceiverSecrets:
-        # Re-read every minute so a rotated app secret takes effect without a restart.
-        if cache.get("at", 0) < time.monotonic() - 60:
-            cache.update(value=secrets_factory(), at=time.monotonic())
+        # Re-read every secrets_ttl_s so a rotated app secret takes effect without a restart. The first call
+        # always reads (monotonic time may start near 0 after boot, so "older than the TTL" alone is not it).
+        now = clock()
+        if "value" not in cache or now - cache["at"] >= secrets_ttl_s:
+            cache.update(value=secrets_factory(), at=now)
         return cache["value"]
 
     stats = ReceiverStats()
@@ -265,38 +506,52 @@ def create_app(engine_factory: Callable[[], Engine] | None = None,
     @app.get("/webhook")
     async def verify(request: Request):
         q = request.query_params
-        if q.get("hub.mode") == "subscribe" and hmac.compare_digest(q.get("hub.verify_token", ""),
-                                                                    secrets().verify_token):
+        if q.get("hub.mode") == "subscribe" and hmac.compare_digest(q.get("hub.verify_token", "").encode(),
+                                                                    secrets().verify_token.encode()):
             return PlainTextResponse(q.get("hub.challenge", ""))
         return PlainTextResponse("verification failed", status_code=403)
 
     @app.post("/webhook")
     async def receive(request: Request):
-        raw = await request.body()
         stats.requests += 1
         header = request.headers.get("x-hub-signature-256")
         if not header:
             stats.rejected_401 += 1
             return PlainTextResponse("missing X-Hub-Signature-256", status_code=401)
+        try:
+            raw = await read_capped_body(request, max_body_bytes)
+        except _BodyRejected as exc:
+            if exc.status == 413:
+                stats.rejected_413 += 1
+            else:
+                stats.bad_requests += 1
+            log.warning("webhook body refused (%d): %s", exc.status, exc.reason)
+            return PlainTextResponse(exc.reason, status_code=exc.status)
         if not signature_ok(raw, header, secrets().app_secret):
             stats.rejected_403 += 1
             return PlainTextResponse("signature mismatch", status_code=403)
         try:
-            events = parse_events(json.loads(raw))
-        except (ValueError, UnicodeDecodeError) as exc:
-            # Signed by Meta but not understood: answer 400 so it is visible, and log the body.
+            text = raw.decode("utf-8")
+            events = parse_events(json.loads(text))
+        except (ValueError, RecursionError) as exc:  # JSON, UTF-8 and structure errors are all ValueErrors
+            # Signed by Meta but not understood: answer 400 so it is visible. The body holds phone numbers and
+            # message texts, so the log gets the reason, the size and a digest to find it, never the body.
             stats.bad_requests += 1
-            log.error("unparseable signed webhook (%s): %s", exc, raw[:500])
-            return PlainTextResponse(f"bad webhook body: {exc}", status_code=400)
+            reason = "nested too deeply" if isinstance(exc, RecursionError) else str(exc)
+            log.error("unparseable signed webhook (%s): %d bytes, sha256 %s", reason, len(raw),
+                      hashlib.sha256(raw).hexdigest())
+            return PlainTextResponse(f"bad webhook body: {reason}", status_code=400)
         stats.events_received += len(events)
         if events:
             try:
-                await writer.submit(events, raw.decode())
+                await writer.submit(events, text)
             except Exception:  # noqa: BLE001 - not stored: a 500 makes Meta retry later
                 return PlainTextResponse("not stored, retry", status_code=500)
         return PlainTextResponse("ok")
 
-    @app.get("/webhook/stats")
+    ops = [Depends(ops_auth)] if ops_auth is not None else []
+
+    @app.get("/webhook/stats", dependencies=ops)
     async def webhook_stats():
         return JSONResponse(dict(stats.__dict__))
 

@@ -167,14 +167,17 @@ class ReceiverServer:
     """The real webhook receiver app (include/webhook_receiver.py) served by uvicorn on a loopback port,
     storing into the given engine's database: what the api-server plugin serves in `make run`."""
 
-    def __init__(self, engine, app_secret: str = TEST_APP_SECRET, verify_token: str = TEST_VERIFY_TOKEN):
+    def __init__(self, engine, app_secret: str = TEST_APP_SECRET, verify_token: str = TEST_VERIFY_TOKEN,
+                 secrets_factory=None, **app_options):
+        """`app_options` go to create_app (ops_auth, max_body_bytes, clock, ...)."""
         import threading
 
         import uvicorn
 
         from include.webhook_receiver import ReceiverSecrets, create_app
 
-        self.app = create_app(lambda: engine, lambda: ReceiverSecrets(app_secret, verify_token))
+        self.app = create_app(lambda: engine, secrets_factory or (lambda: ReceiverSecrets(app_secret, verify_token)),
+                              **app_options)
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}/webhook"
         self._server = uvicorn.Server(uvicorn.Config(self.app, host="127.0.0.1", port=self.port, log_level="warning"))

@@ -6,7 +6,8 @@ Graph routes:   POST /{ver}/{phone_number_id}/messages      send a template mess
                 GET  /{ver}/{waba_id}/message_templates     templates, cursor-paged
                 POST /{ver}/{waba_id}/message_templates     submit a template (status PENDING)
                 GET  /{ver}/{waba_id}                       cheap health call
-Admin routes:   /_sandbox/...  (faults, numbers, templates, inbound, ledger, webhook stats, reset)
+Admin routes:   /_sandbox/...  (faults, numbers, templates, inbound, user_preferences, ledger, webhook stats,
+                reset)
 Slack routes:   POST /slack/webhook/{name}, GET /slack, GET|DELETE /slack/api/posts
 """
 from __future__ import annotations
@@ -305,6 +306,21 @@ def create_app(settings: Settings | None = None, webhooks: WebhookSettings | Non
             dispatcher.send_now(payload)
         return _json({"queued": len(senders), "callback": sb.webhooks.url or None})
 
+    async def admin_user_preferences(request: Request) -> Response:
+        """Make recipients stop (or resume) marketing messages in WhatsApp's settings: each becomes a signed
+        `user_preferences` webhook, as Meta sends it."""
+        data = await _admin_json(request)
+        phones = data.get("wa_id") or data.get("from")
+        if isinstance(phones, str):
+            phones = [phones]
+        value = data.get("value", "stop")
+        if not phones or value not in ("stop", "resume"):
+            return _json({"error": "wa_id (a phone or a list) and value 'stop' or 'resume' are required"}, 400)
+        pnid = data.get("phone_number_id") or next(iter(sb.numbers), "")
+        for phone in phones:
+            dispatcher.send_now(sb.user_preferences_payload(phone, value, pnid))
+        return _json({"queued": len(phones), "callback": sb.webhooks.url or None})
+
     async def admin_ledger(request: Request) -> Response:
         q = request.query_params
         return _json({"data": sb.ledger_entries(q.get("to"), q.get("key"), int(q.get("limit", 1000)),
@@ -384,6 +400,7 @@ def create_app(settings: Settings | None = None, webhooks: WebhookSettings | Non
         Route("/_sandbox/numbers/{pnid}", admin_number, methods=["POST"]),
         Route("/_sandbox/templates/{name}", admin_template, methods=["POST"]),
         Route("/_sandbox/inbound", admin_inbound, methods=["POST"]),
+        Route("/_sandbox/user_preferences", admin_user_preferences, methods=["POST"]),
         Route("/_sandbox/ledger", admin_ledger),
         Route("/_sandbox/ledger/stats", admin_ledger_stats),
         Route("/_sandbox/messages/{wamid}", admin_message),

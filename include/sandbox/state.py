@@ -48,6 +48,7 @@ RESEARCH_OUTCOMES = {
     "5": "delivered_late",   # delivered only after `late_delivery_s`
     "6": "opted_out",        # the API refuses at once with 131050 (user stopped marketing messages)
     "7": "undeliverable",    # the API refuses at once with 131026
+    "8": "opted_out_late",   # accepted, then a failed webhook with 131050 (stopped marketing messages)
 }
 
 
@@ -181,6 +182,7 @@ class Sandbox:
         self.counters: Counter[str] = Counter()
         self.slack_posts: list[dict] = []
         self.inbound: list[dict] = []
+        self.preferences: list[dict] = []
         self._wamid_seq = itertools.count(1)
 
     def seed_defaults(self) -> None:
@@ -369,6 +371,8 @@ class Sandbox:
         outcome = self.research_outcome(entry.to)
         if outcome == "permanent_fail":
             return [("failed", w.sent_delay_s, {"code": 131026, "title": ERROR_TITLES[131026]})]
+        if outcome == "opted_out_late":
+            return [("failed", w.sent_delay_s, {"code": 131050, "title": ERROR_TITLES[131050]})]
         if outcome == "read_at_once":
             return [("sent", w.sent_delay_s, None), ("read", w.delivered_delay_s, None)]
         if outcome == "delivered_late":
@@ -406,12 +410,26 @@ class Sandbox:
         self.inbound.append({"from": from_phone, "text": text, "id": msg_id, "phone_number_id": pnid})
         return self._envelope({"contacts": [{"profile": {"name": name}, "wa_id": wa_id}], "messages": [msg]}, number)
 
-    def _envelope(self, value: dict, number: Number | None) -> dict:
+    def user_preferences_payload(self, phone: str, preference: str, pnid: str, name: str = "Advisor") -> dict:
+        """A user stopped or resumed marketing messages in WhatsApp's "Offers and announcements" setting: Meta's
+        `user_preferences` webhook field, shaped as in
+        https://developers.facebook.com/documentation/business-messaging/whatsapp/webhooks/reference/user_preferences
+        """
+        number = self.numbers.get(pnid)
+        wa_id = phone.lstrip("+")
+        detail = f"User requested to {preference} marketing messages"
+        self.preferences.append({"wa_id": wa_id, "value": preference, "phone_number_id": pnid})
+        return self._envelope({"contacts": [{"profile": {"name": name}, "wa_id": wa_id}],
+                               "user_preferences": [{"wa_id": wa_id, "detail": detail, "category": "marketing_messages",
+                                                     "value": preference, "timestamp": int(_now())}]},
+                              number, field="user_preferences")
+
+    def _envelope(self, value: dict, number: Number | None, field: str = "messages") -> dict:
         meta = {"display_phone_number": (number.display_phone_number.lstrip("+") if number else ""),
                 "phone_number_id": number.phone_number_id if number else ""}
         return {"object": "whatsapp_business_account", "entry": [{
             "id": self.settings.waba_id,
-            "changes": [{"value": {"messaging_product": "whatsapp", "metadata": meta, **value}, "field": "messages"}]}]}
+            "changes": [{"value": {"messaging_product": "whatsapp", "metadata": meta, **value}, "field": field}]}]}
 
     # -- ledger queries ----------------------------------------------------------------------------
     def ledger_stats(self) -> dict:

@@ -104,7 +104,7 @@ def test_timeouts_with_the_receiver_down_are_reported_not_resent(app_db, sandbox
     planned_world(app_db, advisors=200, research_digits="")
     sandbox.configure(webhooks={"url": f"http://127.0.0.1:{free_port()}/webhook", "max_attempts": 1})
     sandbox.faults(timeout_rate=0.05, timeout_hang_s=5)
-    results = _send_all(app_db, sandbox, jitter_honoured=False)
+    results = _send_all(app_db, sandbox, parallel=True, jitter_honoured=False)
     unknown = sum(r["unknown_left"] for r in results)
     assert unknown > 0 and sum(r["reconciled_requeued"] for r in results) == 0
     assert_no_duplicate_and_nothing_lost(app_db, sandbox)

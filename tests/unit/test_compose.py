@@ -9,15 +9,20 @@ ROOT = Path(__file__).resolve().parents[2]
 BINARY = Path(os.path.dirname(compose.__file__)) / "docker-compose"  # the wrapper script always exits 0
 
 
-def _config(path: Path) -> subprocess.CompletedProcess:
+REQUIRED_SECRETS = {"AIRFLOW_FERNET_KEY": "x" * 43 + "=", "AIRFLOW_JWT_SECRET": "0123456789abcdef" * 4}
+
+
+def _config(path: Path, **env: str) -> subprocess.CompletedProcess:
+    """`docker compose config` with the caller's secrets only: nothing inherited from this shell decides it."""
+    base = {k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW", "FA_", "APP_DB"))}
     return subprocess.run([str(BINARY), "-f", str(path), "config", "--format", "json"], capture_output=True,
-                          text=True, cwd=path.parent)
+                          text=True, cwd=path.parent, env={**base, **env})
 
 
 def test_compose_file_is_valid_and_has_the_production_shape():
     import json
 
-    res = _config(ROOT / "docker-compose.yml")
+    res = _config(ROOT / "docker-compose.yml", **REQUIRED_SECRETS)
     assert res.returncode == 0, res.stderr
     cfg = json.loads(res.stdout)
     services = set(cfg["services"])
@@ -34,3 +39,50 @@ def test_validator_really_rejects_a_broken_file(tmp_path):
     bad = tmp_path / "docker-compose.yml"
     bad.write_text("services:\n  x:\n    image: y\n    ports: 12\n")
     assert _config(bad).returncode != 0
+
+
+def test_missing_fernet_key_or_jwt_secret_fails_loudly_instead_of_running_with_a_default():
+    for missing in REQUIRED_SECRETS:
+        for value in (None, ""):  # unset, or set empty in .env
+            env = {k: v for k, v in REQUIRED_SECRETS.items() if k != missing}
+            if value is not None:
+                env[missing] = value
+            res = _config(ROOT / "docker-compose.yml", **env)
+            assert res.returncode != 0, (missing, value)
+            assert f"required variable {missing} is missing a value" in res.stderr, res.stderr
+            assert f"set {missing} in .env" in res.stderr, res.stderr
+    text = (ROOT / "docker-compose.yml").read_text()
+    assert "change-me" not in text and "${AIRFLOW_FERNET_KEY:-" not in text
+
+
+def test_with_the_secrets_set_they_reach_every_airflow_service():
+    import json
+
+    res = _config(ROOT / "docker-compose.yml", **REQUIRED_SECRETS)
+    assert res.returncode == 0, res.stderr
+    for name, svc in json.loads(res.stdout)["services"].items():
+        if name.startswith("airflow-"):
+            env = svc["environment"]
+            assert env["AIRFLOW__CORE__FERNET_KEY"] == REQUIRED_SECRETS["AIRFLOW_FERNET_KEY"], name
+            assert env["AIRFLOW__API_AUTH__JWT_SECRET"] == REQUIRED_SECRETS["AIRFLOW_JWT_SECRET"], name
+
+
+def test_the_default_and_documented_whatsapp_connections_have_what_the_webhook_receiver_needs(monkeypatch):
+    """The api-server's receiver reads app_secret and verify_token from the connection; without verify_token
+    every webhook request is a 500 (secrets_from_connection raises). Checked for the compose default and for
+    the README's real-services example, through the receiver's own reader."""
+    import json
+    import re
+
+    from include.webhook_receiver import secrets_from_connection
+
+    res = _config(ROOT / "docker-compose.yml", **REQUIRED_SECRETS)
+    assert res.returncode == 0, res.stderr
+    compose_conn = json.loads(res.stdout)["services"]["airflow-apiserver"]["environment"]["AIRFLOW_CONN_WHATSAPP_CLOUD"]
+    readme = (ROOT / "README.md").read_text()
+    example = re.search(r"AIRFLOW_CONN_WHATSAPP_CLOUD='([^']+)'", readme)
+    assert example, "the README's real-services example is missing"
+    for conn in (compose_conn, example.group(1)):
+        monkeypatch.setenv("AIRFLOW_CONN_WHATSAPP_CLOUD", conn)
+        secrets = secrets_from_connection()
+        assert secrets.app_secret and secrets.verify_token

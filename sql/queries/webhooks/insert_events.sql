@@ -1,5 +1,9 @@
 -- Store a batch of webhook events; a replay (same dedupe key: wamid + status + timestamp for statuses,
--- message id for inbound messages) is ignored. Returns the rows that were new.
+-- message id for inbound messages, wa_id + preference + timestamp for user_preferences) is ignored.
+-- Returns the rows that were new.
+-- raw_body: the signed request body on the first event of each request, 'sha256:<hex>' of that body on the
+-- request's other events (a 1,000-update webhook is stored once, not 1,000 times); when the first event was
+-- a replay, webhooks/attach_body puts the body on the request's first new event.
 INSERT INTO webhook_events (dedupe_key, kind, wamid, status, from_phone, event_ts, biz_opaque, payload, raw_body,
                             signature_valid)
 SELECT e.dedupe_key, e.kind, e.wamid, e.status, e.from_phone, e.event_ts, e.biz_opaque, CAST(e.payload AS jsonb),
