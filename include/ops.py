@@ -52,3 +52,28 @@ def authorise_backfill(engine: Engine, business_date_value: object, reason: str,
     with engine.begin() as conn:
         audit.record(conn, actor, "backfill_delivery", str(day), why, {"note": note})
     return {"business_date": day.isoformat(), "note": note}
+
+
+SETTLE_DECISIONS = ("resend", "mark_failed")
+
+
+def settle_unknown_deliveries(engine: Engine, business_date: dt.date, decision: str, reason: str, actor: str) -> dict:
+    """An operator settles the date's sends whose outcome stayed unknown (post-delivery lists them): first the
+    automatic rule runs once more on the latest webhooks, then what is left is resent or closed as failed, with
+    the decision and its reason in the audit log. 'resend' may message someone twice if WhatsApp did accept
+    the lost request: that risk is the operator's to take, never the sender's."""
+    from include import config
+    from include.unknown_outcomes import settle_date
+
+    if decision not in SETTLE_DECISIONS:
+        raise ValueError(f"decision must be one of {', '.join(SETTLE_DECISIONS)}, got {decision!r}")
+    why = require_reason(reason)
+    automatic = settle_date(engine, business_date)
+    with engine.begin() as conn:
+        changed = conn.execute(query("deliveries/settle_unknown"), {
+            "business_date": business_date, "decision": decision,
+            "stale_s": config.SENDER_STALE_SENDING_S}).rowcount
+        details = {"business_date": business_date, "decision": decision, "rows": changed,
+                   "settled_by_webhooks_first": {"accepted": automatic.accepted, "requeued": automatic.requeued}}
+        audit.record(conn, actor, "settle_unknown_deliveries", str(business_date), why, details)
+    return details

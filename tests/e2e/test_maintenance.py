@@ -360,6 +360,11 @@ def test_weekly_maintenance_dry_run_changes_nothing(dags, app_db, data_dir, sand
         c.execute(sa.text("VACUUM webhook_events"))
         c.execute(sa.text("CREATE EXTENSION IF NOT EXISTS pgstattuple"))  # so the dry run can measure bloat
     execute(app_db, "UPDATE deliveries SET updated_at = now()")  # dead tuples: what upkeep would VACUUM
+    # Backends report table statistics lazily (PostgreSQL 15+): wait until the dead tuples are visible.
+    deadline = time.monotonic() + 30
+    while scalar(app_db, "SELECT n_dead_tup FROM pg_stat_user_tables WHERE relname = 'deliveries'") == 0:
+        assert time.monotonic() < deadline, "dead tuples never reported"
+        time.sleep(0.2)
     # Old render objects nothing needs, and more backups than retention keeps.
     folder = render_root() / "old"
     folder.mkdir(parents=True, exist_ok=True)
