@@ -32,7 +32,8 @@ class CanarySender(ShardSender):
     QUERIES = {"claim": "canary/claim", "record_outcome": "canary/record_outcome", "record_attempt": None,
                "remaining": "canary/remaining", "stale_unresolved": "canary/stale_unresolved",
                "resolve_unknown": "canary/resolve_unknown", "retarget_template": "canary/retarget_template",
-               "evidence": "canary/webhook_evidence", "watermark": "canary/webhook_watermark"}
+               "evidence": "canary/webhook_evidence", "watermark": "canary/webhook_watermark",
+               "unit_templates": "canary/unit_templates"}
     MONITORED = False
 
     def __init__(self, *args, canary_run_id: int, **kwargs):

@@ -188,7 +188,7 @@ class ShardSender:
                "record_attempt": "fanout/record_attempt", "remaining": "fanout/remaining",
                "stale_unresolved": "fanout/stale_unresolved", "resolve_unknown": "fanout/resolve_unknown",
                "retarget_template": "fanout/retarget_template", "evidence": "fanout/webhook_evidence",
-               "watermark": "fanout/webhook_watermark"}
+               "watermark": "fanout/webhook_watermark", "unit_templates": "fanout/unit_templates"}
     MONITORED = True  # in-window failure-rate paging applies to the advisors' fan-out only
 
     def __init__(self, engine: Engine, settings: WhatsAppSettings, unit: Unit, options: SenderOptions,
@@ -216,6 +216,8 @@ class ShardSender:
         self._cursor: dict[str, tuple[int, int]] = {}  # segment -> last (jitter_ms, advisor_id) claimed
         self._last_rewind = time.monotonic()
         self._template_hit: tuple[str, str, WhatsAppError] | None = None
+        self._templates_in_use: set[tuple[str, str]] = set()  # (name, language) this unit sends or will send
+        self._tier_seen: str | None = None
 
     # -- database helpers (sync SQLAlchemy, run in a thread so sends keep flowing) ------------------
     def _q(self, name: str):
@@ -272,6 +274,7 @@ class ShardSender:
     def _advance_cursors(self, rows) -> None:
         """Move each group's keyset cursor past what was claimed (on the loop thread, its only user)."""
         for r in rows:
+            self._templates_in_use.add((r.template_name, r.template_language))
             seg, jitter = getattr(r, "segment", None), getattr(r, "jitter_ms", None)
             if seg is not None and jitter is not None:
                 self._cursor[seg] = max(self._cursor.get(seg, (-1, -1)), (jitter, r.advisor_id))
@@ -455,6 +458,7 @@ class ShardSender:
     def _slow_control(self) -> None:
         """Runs in a worker thread beside the pacing loop; may wait on Slack or the Graph API."""
         now = time.monotonic()
+        self._react_to_lifecycle_state()
         if now - self._last_number_check >= self.opt.number_check_s:
             self._last_number_check = now
             self._check_number_quality()
@@ -464,7 +468,8 @@ class ShardSender:
         if policy:
             self._rotate(f"policy error {policy.code} from WhatsApp: {policy}")
         if template:
-            self._switch_template(*template)
+            old, language, err = template
+            self._switch_template(old, language, f"rejected by the API ({err.code}: {err})", sync_first=True)
         if self.MONITORED and now - self._last_monitor >= 5.0:
             self._last_monitor = now
             from include.monitoring import check_window
@@ -476,6 +481,47 @@ class ShardSender:
             await self._db(self._slow_control)
         except TRANSIENT_DB_ERRORS as exc:
             log.warning("%s: database unavailable during control work (%s)", self.unit.label, type(exc).__name__)
+
+    def _react_to_lifecycle_state(self) -> None:
+        """What Meta's lifecycle webhooks told the receiver, which keeps `whatsapp_templates` and `sending_numbers`
+        current: a template paused or disabled, or the number turned RED, is acted on within this tick, without
+        waiting for a failed send or the next Graph poll."""
+        with self._lock:
+            in_use = set(self._templates_in_use)
+        if in_use:
+            with self.engine.connect() as conn:
+                unusable = conn.execute(query("fanout/unusable_templates"),
+                                        {"names": sorted({n for n, _ in in_use})}).fetchall()
+            for t in unusable:
+                if (t.name, t.language) in in_use:
+                    with self._lock:
+                        self._templates_in_use.discard((t.name, t.language))
+                    self._switch_template(t.name, t.language, f"{t.status} (template status webhook)")
+        number = self.number
+        if number.quality_rating == "RED":
+            self._rotate("number quality RED reported by WhatsApp (phone_number_quality_update) mid-run")
+        tier = getattr(number, "messaging_tier", None)
+        if self._tier_seen is None:
+            self._tier_seen = tier
+        elif tier != self._tier_seen:
+            self._tier_changed(self._tier_seen, tier)
+            self._tier_seen = tier
+
+    def _tier_changed(self, old: str | None, new: str | None) -> None:
+        """A messaging-limit change mid-run: page when the new limit no longer covers today's recipients
+        (the limit is shared by the portfolio's numbers, so rotating would not help)."""
+        try:
+            limit = numbers.tier_limit(new or "")
+        except ValueError:
+            limit = None
+        with self.engine.connect() as conn:
+            planned = conn.execute(query("fanout/planned_count"), {"business_date": self.unit.business_date}).scalar()
+        if limit is not None and planned and limit < planned:
+            self._alert_once(f"tier-drop:{new}", Alert(
+                Severity.P1, f"Messaging limit dropped to {new} mid-run: below today's {planned} recipients",
+                {"number": self.number.phone_number_id, "was": old, "now": new, "limit (unique recipients/24 h)": limit,
+                 "what happens": "sends past the limit fail with 131049/131056; the SLA check will show them"},
+                RunRef.from_context(self.context)))
 
     def _check_number_quality(self) -> None:
         try:
@@ -507,23 +553,34 @@ class ShardSender:
             {"reason": reason, "shard": moved["shard"], "rows moved": moved["rows_moved"]},
             RunRef.from_context(self.context)))
 
-    def _switch_template(self, old: str, language: str, err: WhatsAppError) -> None:
-        with WhatsAppClient(self.settings) as c:
-            templates.sync_templates(self.engine, c)
+    def _switch_template(self, old: str, language: str, why: str, sync_first: bool = False) -> None:
+        """Move the date's unsent rows of `old` to the approved backup variant. After an API rejection the
+        stored statuses may be stale, so they are synced from Graph first; a webhook has just updated them."""
+        if sync_first:
+            with WhatsAppClient(self.settings) as c:
+                templates.sync_templates(self.engine, c)
         decision = templates.decide_variants(self.engine)
         new = decision.chosen.get(language)
         if not new or new == old:
             self._stop("no_template")
             self._alert_once(f"no-template:{old}", Alert(
-                Severity.P0, f"Template {old} ({language}) rejected ({err.code}) and no approved backup variant",
-                {"error": err.title}, RunRef.from_context(self.context)))
+                Severity.P0, f"Template {old} ({language}) not usable and no approved backup variant",
+                {"why": why}, RunRef.from_context(self.context)))
             return
         with self.engine.begin() as conn:
             n = conn.execute(self._q("retarget_template"), self._scope() | {
                 "old_template": old, "new_template": new}).rowcount
+        with self._lock:
+            self._templates_in_use.add((new, language))
         self._alert_once(f"template-switch:{old}", Alert(
-            Severity.P1, f"Template {old} is {err.code == 132015 and 'PAUSED' or 'not usable'}: switched to {new}",
-            {"language": language, "rows switched": n}, RunRef.from_context(self.context)))
+            Severity.P1, f"Template {old} is not usable: switched to {new}",
+            {"language": language, "why": why, "rows switched": n}, RunRef.from_context(self.context)))
+
+    def _load_templates_in_use(self) -> None:
+        with self.engine.connect() as conn:
+            rows = conn.execute(self._q("unit_templates"), self._scope()).fetchall()
+        with self._lock:
+            self._templates_in_use.update((r.template_name, r.template_language) for r in rows)
 
     # -- unknown outcomes -------------------------------------------------------------------------------
     def _settle_unknown(self) -> None:
@@ -547,6 +604,7 @@ class ShardSender:
         threads beside it (a token never waits for a database round trip)."""
         await self._db(self._resolve_number)
         self._initial_bucket()
+        await self._db(self._load_templates_in_use)
         await self._db(self._settle_unknown)
         self.paused = await self._db(self._read_kill_switch)
         await self._tick()  # the lease is live (peers see this sender) before the first send
