@@ -101,6 +101,7 @@ class UnitResult:
     reconciled_accepted: int = 0
     reconciled_requeued: int = 0
     throttled: int = 0
+    held: int = 0  # accepted but held for quality assessment (template pacing): sent later or dropped by Meta
     numbers_used: list[str] = field(default_factory=list)
     stopped_reason: str | None = None
     paused_seconds: float = 0.0
@@ -218,6 +219,7 @@ class ShardSender:
         self._template_hit: tuple[str, str, WhatsAppError] | None = None
         self._templates_in_use: set[tuple[str, str]] = set()  # (name, language) this unit sends or will send
         self._tier_seen: str | None = None
+        self._held: dict[str, int] = {}  # template -> sends WhatsApp held for quality assessment (pacing)
 
     # -- database helpers (sync SQLAlchemy, run in a thread so sends keep flowing) ------------------
     def _q(self, name: str):
@@ -375,6 +377,10 @@ class ShardSender:
                 return
             self._outcome(row, "accepted", wamid=res.wamid, latency_ms=res.latency_ms, attempt_outcome="accepted")
             self.result.accepted += 1
+            if res.held_for_quality_assessment:
+                self.result.held += 1
+                with self._lock:
+                    self._held[row.template_name] = self._held.get(row.template_name, 0) + 1
         except Exception:  # a bug must not strand the row: it becomes 'unknown' and is reconciled
             log.exception("%s: unexpected error sending to %s", self.unit.label, mask_phone(row.phone_e164))
             self._outcome(row, "unknown", attempt_outcome="unknown")
@@ -497,6 +503,15 @@ class ShardSender:
                     with self._lock:
                         self._templates_in_use.discard((t.name, t.language))
                     self._switch_template(t.name, t.language, f"{t.status} (template status webhook)")
+        with self._lock:
+            held = dict(self._held)
+        for template, n in held.items():
+            self._alert_once(f"template-paced:{template}", Alert(
+                Severity.P1, f"WhatsApp is pacing template {template}: messages held for quality assessment",
+                {"held so far (this unit)": n, "what it means": "accepted, but Meta sends them later or drops them "
+                 "with a failed status (132015) if feedback is poor; the 5-minute window may be missed",
+                 "runbook": "watch the failed statuses; consider the backup variant"},
+                RunRef.from_context(self.context)))
         number = self.number
         if number.quality_rating == "RED":
             self._rotate("number quality RED reported by WhatsApp (phone_number_quality_update) mid-run")
@@ -608,6 +623,8 @@ class ShardSender:
         await self._db(self._settle_unknown)
         self.paused = await self._db(self._read_kill_switch)
         await self._tick()  # the lease is live (peers see this sender) before the first send
+        # A template paused or a number flagged before this unit started is acted on before its first send.
+        await self._slow_tick()
         if self.unit.peers > 1:
             # Joining a shared number: give the senders already on it one control tick to see this lease
             # and shrink their share before this one sends, then take the share the leases leave.
