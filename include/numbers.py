@@ -48,7 +48,11 @@ def active_numbers(engine: Engine) -> list[NumberStatus]:
 
 
 def refresh_numbers(engine: Engine, client: WhatsAppClient) -> list[NumberStatus]:
-    """Read each active number from WhatsApp and store quality, status, throughput and tier."""
+    """Read each active number from WhatsApp and store quality, status, throughput and tier.
+
+    The tier is the portfolio's `whatsapp_business_manager_messaging_limit` mapped to a TIER_LIMITS name; a value
+    the project does not know (TIER_NOT_SET, a legacy tier, none at all) is stored as "UNKNOWN", which the
+    pre-delivery check reports rather than treating as any limit."""
     out = []
     for n in active_numbers(engine):
         try:
@@ -56,10 +60,9 @@ def refresh_numbers(engine: Engine, client: WhatsAppClient) -> list[NumberStatus
         except WhatsAppError as exc:
             out.append(NumberStatus(**{**n.__dict__, "error": f"{exc.code or ''} {exc}".strip()}))
             continue
-        level = (info.get("throughput") or {}).get("level", "STANDARD")
+        level = info.throughput_level or "STANDARD"
         fresh = NumberStatus(n.phone_number_id, n.display_phone, n.shard, n.role,
-                             info.get("quality_rating", "UNKNOWN"), info.get("status", "UNKNOWN"),
-                             THROUGHPUT_MPS.get(level, 80), info.get("messaging_limit_tier", n.messaging_tier))
+                             info.quality_rating, info.status, THROUGHPUT_MPS.get(level, 80), info.messaging_tier)
         with engine.begin() as conn:
             conn.execute(query("numbers/update_status"), {
                 "phone_number_id": n.phone_number_id, "quality_rating": fresh.quality_rating

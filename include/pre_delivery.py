@@ -83,10 +83,16 @@ def whatsapp_numbers(engine: Engine, client: WhatsAppClient, business_date: dt.d
     with engine.connect() as conn:
         recipients = conn.execute(query("advisors/eligible_count")).scalar_one()
     tiers = {n.messaging_tier for n in statuses if not n.error}
+    unknown = sorted(t for t in tiers if t not in numbers.TIER_LIMITS)
+    if unknown:
+        # WhatsApp gave no tier the project knows (e.g. TIER_NOT_SET or no whatsapp_business_manager_messaging_limit):
+        # say so rather than read it as "unlimited".
+        result.escalate(Severity.P1, f"messaging tier unknown ({', '.join(unknown)}): the tier-versus-recipients "
+                                     "check cannot confirm today's recipients fit the portfolio limit")
     limits = [numbers.tier_limit(t) for t in tiers if t in numbers.TIER_LIMITS]
     limit = None if not limits or any(v is None for v in limits) else min(limits)
     result.facts["recipients_today"] = recipients
-    result.facts["messaging_tier_limit"] = "unlimited" if limit is None else limit
+    result.facts["messaging_tier_limit"] = ("unknown" if not limits else "unlimited") if limit is None else limit
     if limit is not None and recipients > limit:
         result.escalate(Severity.P0, f"messaging tier covers {limit} unique recipients but {recipients} are due: "
                                      f"{recipients - limit} advisors at risk of not receiving today's pack")

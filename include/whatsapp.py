@@ -20,6 +20,7 @@ import httpx
 
 from include import config
 from include.phones import mask_phone
+from include.platform_limits import TIER_LIMITS
 
 log = logging.getLogger(__name__)
 
@@ -114,25 +115,43 @@ RETRYABLE = frozenset({ErrorClass.THROUGHPUT, ErrorClass.PAIR_RATE, ErrorClass.T
 OPT_OUT_CODES = frozenset({131050})  # the user stopped marketing messages: propose DNC
 
 
-def classify(code: int | None, http_status: int | None = None) -> ErrorClass:
-    """The class of a Graph error: by code first; an unknown code with a 5xx is transient."""
+def classify(code: int | None, http_status: int | None = None, is_transient: bool | None = None) -> ErrorClass:
+    """The class of a Graph error: by code first (ERROR_CLASSES). Only for a code missing from the table: Graph's
+    own `is_transient: true` makes it transient, and so does a 5xx (the one use of the HTTP status, which Meta says
+    not to build on: https://developers.facebook.com/documentation/business-messaging/whatsapp/support/error-codes)."""
     if code is not None and code in ERROR_CLASSES:
         return ERROR_CLASSES[code]
+    if is_transient:
+        return ErrorClass.TRANSIENT
     if http_status is not None and http_status >= 500:
         return ErrorClass.TRANSIENT
     return ErrorClass.INVALID_REQUEST
 
 
 class WhatsAppError(Exception):
+    """A failed call. From a Graph error body: `code`, `error_data.details`, `fbtrace_id`, and where Meta sends
+    them `error_subcode`, `error_user_title`, `error_user_msg` (shown in str()) and `is_transient`
+    (https://developers.facebook.com/docs/graph-api/guides/error-handling). Also raised, with code None, for a
+    success response that lacks a field the client needs (the message names the field)."""
+
     def __init__(self, message: str, *, code: int | None = None, http_status: int | None = None,
-                 details: str = "", fbtrace_id: str | None = None, outcome_unknown: bool = False):
+                 details: str = "", fbtrace_id: str | None = None, outcome_unknown: bool = False,
+                 error_subcode: int | None = None, error_user_title: str | None = None,
+                 error_user_msg: str | None = None, is_transient: bool | None = None, error_type: str | None = None):
         self.code = code
         self.http_status = http_status
         self.details = details
         self.fbtrace_id = fbtrace_id
         self.outcome_unknown = outcome_unknown
-        self.error_class = ErrorClass.TRANSIENT if code is None and http_status is None else classify(code, http_status)
-        super().__init__(message)
+        self.error_subcode = error_subcode
+        self.error_user_title = error_user_title
+        self.error_user_msg = error_user_msg
+        self.is_transient = is_transient
+        self.error_type = error_type
+        self.error_class = ErrorClass.TRANSIENT if code is None and http_status is None \
+            else classify(code, http_status, is_transient)
+        super().__init__(f"{message}: {error_user_msg}" if error_user_msg and error_user_msg not in message
+                         else message)
 
     @property
     def retryable(self) -> bool:
@@ -152,6 +171,107 @@ class SendResult:
     wamid: str
     wa_id: str | None
     latency_ms: int
+    # messages[0].message_status of a template send: "accepted", or "held_for_quality_assessment" when Meta paces
+    # the template (held messages are sent later or dropped with a failed webhook 132015); None when absent.
+    # https://developers.facebook.com/documentation/business-messaging/whatsapp/templates/template-pacing
+    message_status: str | None = None
+
+    @property
+    def held_for_quality_assessment(self) -> bool:
+        return self.message_status == HELD_FOR_QUALITY_ASSESSMENT
+
+
+HELD_FOR_QUALITY_ASSESSMENT = "held_for_quality_assessment"
+# whatsapp_business_manager_messaging_limit values are Meta's tier enum (TIER_50, TIER_250, TIER_2K, TIER_10K,
+# TIER_100K, TIER_UNLIMITED, TIER_NOT_SET: https://developers.facebook.com/documentation/business-messaging/whatsapp/webhooks/reference/phone_number_quality_update)
+# and equal the project's names in platform_limits.TIER_LIMITS; anything else (TIER_NOT_SET, a legacy per-number
+# TIER_1K, a value Meta adds later, or no field at all) is reported as UNKNOWN_TIER, never guessed.
+UNKNOWN_TIER = "UNKNOWN"
+PHONE_NUMBER_FIELDS = ("id", "display_phone_number", "verified_name", "quality_rating", "throughput", "status",
+                       "name_status", "whatsapp_business_manager_messaging_limit")
+TEMPLATE_FIELDS = ("id", "name", "language", "status", "category", "parameter_format", "components", "quality_score")
+
+
+def messaging_tier_of(info: dict) -> str:
+    """The project's tier name (a TIER_LIMITS key) from a phone-number response, or UNKNOWN_TIER. Reads only
+    `whatsapp_business_manager_messaging_limit` (`messaging_limit_tier` is deprecated: see
+    https://developers.facebook.com/documentation/business-messaging/whatsapp/messaging-limits#via-api)."""
+    raw = info.get("whatsapp_business_manager_messaging_limit")
+    if isinstance(raw, dict):  # tolerate an object form ({"current_limit": "TIER_2K"}) should Meta expand it
+        raw = raw.get("current_limit") or raw.get("tier")
+    tier = raw.strip().upper() if isinstance(raw, str) else ""
+    return tier if tier in TIER_LIMITS else UNKNOWN_TIER
+
+
+class PhoneNumber(dict):
+    """GET /{phone-number-id} as Meta answered it (a dict, so unknown fields are kept and callers may read any
+    field), with the fields the pipeline acts on as properties. `id` is required; a missing tier is UNKNOWN_TIER."""
+
+    @classmethod
+    def parse(cls, data: Any) -> PhoneNumber:
+        obj = _require_object(data, "phone number")
+        _require_str(obj, "id", "phone number")
+        return cls(obj)
+
+    @property
+    def messaging_tier(self) -> str:
+        return messaging_tier_of(self)
+
+    @property
+    def quality_rating(self) -> str:
+        return str(self.get("quality_rating") or "UNKNOWN")
+
+    @property
+    def status(self) -> str:
+        return str(self.get("status") or "UNKNOWN")
+
+    @property
+    def throughput_level(self) -> str | None:
+        level = (self.get("throughput") or {}).get("level") if isinstance(self.get("throughput"), dict) else None
+        return str(level) if level else None
+
+
+class MediaInfo(dict):
+    """GET /{media-id}: {messaging_product, url, mime_type, sha256, file_size, id}
+    (https://developers.facebook.com/documentation/business-messaging/whatsapp/business-phone-numbers/media#get-media-url).
+    `url`, `mime_type` and `id` are required; `file_size` may come as a string or a number."""
+
+    @classmethod
+    def parse(cls, data: Any) -> MediaInfo:
+        obj = _require_object(data, "media")
+        for name in ("id", "url", "mime_type"):
+            _require_str(obj, name, "media")
+        return cls(obj)
+
+    @property
+    def file_size(self) -> int | None:
+        try:
+            return int(self["file_size"])
+        except (KeyError, TypeError, ValueError):
+            return None
+
+
+def _require_object(data: Any, what: str) -> dict:
+    if not isinstance(data, dict):
+        raise WhatsAppError(f"{what} response is not a JSON object", http_status=200)
+    return data
+
+
+def _require_str(obj: dict, name: str, what: str) -> str:
+    value = obj.get(name)
+    if isinstance(value, int) and not isinstance(value, bool):
+        value = str(value)
+    if not isinstance(value, str) or not value:
+        raise WhatsAppError(f"{what} response has no {name!r} (required field missing)", http_status=200)
+    return value
+
+
+def _template_record(item: Any, index: int) -> dict:
+    """One message template of a list page: unknown fields kept; id, name, language and status required."""
+    obj = _require_object(item, f"message template #{index}")
+    for name in ("id", "name", "language", "status"):
+        _require_str(obj, name, f"message template #{index}")
+    return obj
 
 
 @dataclass(frozen=True)
@@ -224,10 +344,26 @@ def _error_from_payload(status: int, payload: bytes) -> WhatsAppError:
         err = json.loads(payload).get("error") or {}
     except (ValueError, AttributeError):
         err = {}
-    code = err.get("code")
+    if not isinstance(err, dict):
+        err = {}
+
+    def _int(name: str) -> int | None:
+        value = err.get(name)
+        if isinstance(value, str) and value.isdigit():  # some proxies stringify codes
+            value = int(value)
+        return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+    def _str(name: str) -> str | None:
+        value = err.get(name)
+        return value if isinstance(value, str) and value else None
+
     details = (err.get("error_data") or {}).get("details", "") if isinstance(err.get("error_data"), dict) else ""
-    return WhatsAppError(err.get("message") or f"HTTP {status}", code=code if isinstance(code, int) else None,
-                         http_status=status, details=details, fbtrace_id=err.get("fbtrace_id"))
+    transient = err.get("is_transient")
+    return WhatsAppError(_str("message") or f"HTTP {status}", code=_int("code"), http_status=status,
+                         details=details if isinstance(details, str) else str(details),
+                         fbtrace_id=_str("fbtrace_id"), error_subcode=_int("error_subcode"),
+                         error_user_title=_str("error_user_title"), error_user_msg=_str("error_user_msg"),
+                         is_transient=transient if isinstance(transient, bool) else None, error_type=_str("type"))
 
 
 def _transport_error(exc: httpx.HTTPError) -> WhatsAppError:
@@ -237,14 +373,25 @@ def _transport_error(exc: httpx.HTTPError) -> WhatsAppError:
 
 
 def _success_payload(status: int, payload: bytes, started: float) -> SendResult:
+    """{"messaging_product", "contacts": [{"input", "wa_id"}], "messages": [{"id", "message_status"?}]}
+    (https://developers.facebook.com/documentation/business-messaging/whatsapp/messages/send-messages): unknown
+    fields are ignored; without messages[0].id the outcome is unknown (the message may have been accepted)."""
     try:
         data = json.loads(payload)
-        wamid = data["messages"][0]["id"]
-    except (KeyError, IndexError, TypeError, ValueError):
-        raise WhatsAppError(f"send answered {status} without a message id", http_status=status,
-                            outcome_unknown=True) from None
-    contacts = data.get("contacts") or [{}]
-    return SendResult(wamid, contacts[0].get("wa_id"), int((time.perf_counter() - started) * 1000))
+    except ValueError:
+        data = None
+    messages = data.get("messages") if isinstance(data, dict) else None
+    first = messages[0] if isinstance(messages, list) and messages else None
+    wamid = first.get("id") if isinstance(first, dict) else None
+    if not isinstance(wamid, str) or not wamid:
+        raise WhatsAppError(f"send answered {status} without messages[0].id (required field missing)",
+                            http_status=status, outcome_unknown=True)
+    contacts = data.get("contacts")
+    contact = contacts[0] if isinstance(contacts, list) and contacts and isinstance(contacts[0], dict) else {}
+    wa_id = contact.get("wa_id")
+    message_status = first.get("message_status")
+    return SendResult(wamid, wa_id if isinstance(wa_id, str) else None, int((time.perf_counter() - started) * 1000),
+                      message_status if isinstance(message_status, str) else None)
 
 
 class AsyncWhatsAppClient:
@@ -319,11 +466,13 @@ def _aiohttp_error(exc: BaseException) -> WhatsAppError:
 
 
 class WhatsAppClient:
-    """Checks and administration: phone-number status, templates, health."""
+    """Checks and administration: phone-number status, templates, media, health."""
 
     def __init__(self, settings: WhatsAppSettings, transport: httpx.BaseTransport | None = None):
         self.settings = settings
-        self._http = httpx.Client(headers=settings.headers, timeout=settings.timeout, transport=transport)
+        # No default Content-Type: httpx sets application/json for json= and multipart/form-data for files=.
+        headers = {k: v for k, v in settings.headers.items() if k.lower() != "content-type"}
+        self._http = httpx.Client(headers=headers, timeout=settings.timeout, transport=transport)
 
     def __enter__(self) -> WhatsAppClient:
         return self
@@ -334,50 +483,98 @@ class WhatsAppClient:
     def close(self) -> None:
         self._http.close()
 
-    def _get(self, url: str, params: dict | None = None) -> dict:
+    def _call(self, method: str, url: str, **kwargs) -> Any:
         try:
-            resp = self._http.get(url, params=params)
+            resp = self._http.request(method, url, **kwargs)
         except httpx.HTTPError as exc:
             raise _transport_error(exc) from None
         if resp.status_code != 200:
             raise _error_from_response(resp)
-        return resp.json()
+        try:
+            return resp.json()
+        except ValueError:
+            raise WhatsAppError(f"{method} {httpx.URL(url).path} answered 200 without a JSON body",
+                                http_status=200) from None
+
+    def _get(self, url: str, params: dict | None = None) -> dict:
+        return _require_object(self._call("GET", url, params=params), f"GET {httpx.URL(url).path}")
 
     def health(self) -> dict:
         """A cheap authenticated call: the WABA's id and name. Raises WhatsAppError(190) on a bad token."""
-        return self._get(self.settings.url(self.settings.waba_id), {"fields": "id,name"})
+        info = self._get(self.settings.url(self.settings.waba_id), {"fields": "id,name"})
+        _require_str(info, "id", "WhatsApp Business Account")
+        return info
 
-    def get_phone_number(self, phone_number_id: str) -> dict:
-        return self._get(self.settings.url(phone_number_id), {
-            "fields": "id,display_phone_number,quality_rating,throughput,messaging_limit_tier,status,name_status"})
+    def get_phone_number(self, phone_number_id: str) -> PhoneNumber:
+        """Quality, status, throughput and the portfolio's messaging limit
+        (`whatsapp_business_manager_messaging_limit`; `messaging_limit_tier` is deprecated and never requested)."""
+        return PhoneNumber.parse(self._get(self.settings.url(phone_number_id),
+                                           {"fields": ",".join(PHONE_NUMBER_FIELDS)}))
 
     def list_templates(self, page_size: int = 50) -> list[dict]:
-        """Every message template of the WABA, following cursor paging to the end."""
-        out: list[dict] = []
-        params: dict[str, Any] | None = {"limit": page_size}
+        """Every message template of the WABA with TEMPLATE_FIELDS, following `paging.next` to the end.
+
+        `next` is Graph's link to the following page and keeps the query (fields, limit); it is absent on the last
+        page (https://developers.facebook.com/docs/graph-api/results). A link to another host is not followed with
+        our token: the `after` cursor is sent to our own base URL instead."""
         url = self.settings.url(self.settings.waba_id, "message_templates")
+        first_params = {"fields": ",".join(TEMPLATE_FIELDS), "limit": page_size}
+        params: dict[str, Any] | None = first_params
+        out: list[dict] = []
+        seen: set[str] = set()
         for _ in range(10_000):  # hard stop against a paging loop
             page = self._get(url, params)
-            out.extend(page.get("data") or [])
-            paging = page.get("paging") or {}
-            if not paging.get("next"):
+            data = page.get("data")
+            if not isinstance(data, list):
+                raise WhatsAppError("template list response has no 'data' array (required field missing)",
+                                    http_status=200)
+            out.extend(_template_record(item, len(out) + i) for i, item in enumerate(data))
+            paging = page.get("paging") if isinstance(page.get("paging"), dict) else {}
+            nxt = paging.get("next")
+            if not isinstance(nxt, str) or not nxt:
                 return out
-            after = (paging.get("cursors") or {}).get("after")
-            if not after:
-                return out
-            params = {"limit": page_size, "after": after}
+            if nxt in seen:
+                raise WhatsAppError("template paging returned the same next link twice")
+            seen.add(nxt)
+            if self._same_origin(nxt):
+                url, params = nxt, None
+            else:
+                after = (paging.get("cursors") or {}).get("after") if isinstance(paging.get("cursors"), dict) else None
+                if not isinstance(after, str) or not after:
+                    raise WhatsAppError("template paging: next link to another host and no after cursor")
+                url = self.settings.url(self.settings.waba_id, "message_templates")
+                params = {**first_params, "after": after}
         raise WhatsAppError("template paging did not terminate")
 
+    def _same_origin(self, link: str) -> bool:
+        a, b = httpx.URL(link), httpx.URL(self.settings.base_url)
+        return (a.scheme, a.host, a.port) == (b.scheme, b.host, b.port)
+
     def create_template(self, name: str, language: str, category: str, components: list[dict]) -> dict:
-        try:
-            resp = self._http.post(self.settings.url(self.settings.waba_id, "message_templates"),
-                                   json={"name": name, "language": language, "category": category,
-                                         "components": components})
-        except httpx.HTTPError as exc:
-            raise _transport_error(exc) from None
-        if resp.status_code != 200:
-            raise _error_from_response(resp)
-        return resp.json()
+        return self._call("POST", self.settings.url(self.settings.waba_id, "message_templates"),
+                          json={"name": name, "language": language, "category": category, "components": components})
+
+    # -- media (https://developers.facebook.com/documentation/business-messaging/whatsapp/business-phone-numbers/media)
+    def upload_media(self, phone_number_id: str, content: bytes, mime_type: str, filename: str = "upload") -> str:
+        """POST /{phone-number-id}/media (multipart: file, type, messaging_product); returns the media id, usable
+        as a template header image for 30 days. Meta accepts JPEG/PNG images up to 5 MB (131053 otherwise)."""
+        data = self._call("POST", self.settings.url(phone_number_id, "media"),
+                          data={"messaging_product": "whatsapp", "type": mime_type},
+                          files={"file": (filename, content, mime_type)})
+        return _require_str(_require_object(data, "media upload"), "id", "media upload")
+
+    def get_media(self, media_id: str, phone_number_id: str | None = None) -> MediaInfo:
+        """GET /{media-id}: the media's short-lived URL (5 minutes), MIME type, sha256 and size."""
+        params = {"phone_number_id": phone_number_id} if phone_number_id else None
+        return MediaInfo.parse(self._call("GET", self.settings.url(media_id), params=params))
+
+    def delete_media(self, media_id: str, phone_number_id: str | None = None) -> bool:
+        """DELETE /{media-id} -> {"success": true}."""
+        params = {"phone_number_id": phone_number_id} if phone_number_id else None
+        data = _require_object(self._call("DELETE", self.settings.url(media_id), params=params), "media delete")
+        if not isinstance(data.get("success"), bool):
+            raise WhatsAppError("media delete response has no 'success' (required field missing)", http_status=200)
+        return data["success"]
 
 
 try:  # The hook needs Airflow; the client above does not.

@@ -19,10 +19,11 @@ def settings(sandbox):
                             read_timeout_s=2.0)
 
 
-def send(settings, to="+919812345678", template="daily_pack_v1", params=PARAMS, pnid=PNID, key=None, **kw):
+def send(settings, to="+919812345678", template="daily_pack_v1", params=PARAMS, pnid=PNID, key=None,
+         image_link="https://cdn.example/x.png", **kw):
     async def go():
         async with AsyncWhatsAppClient(settings) as c:
-            return await c.send_template(pnid, to, template, "en", params, image_link="https://cdn.example/x.png",
+            return await c.send_template(pnid, to, template, "en", params, image_link=image_link,
                                          biz_opaque_callback_data=key, **kw)
     return asyncio.run(go())
 
@@ -46,7 +47,8 @@ def test_success_returns_wamid_and_records_idempotency_key(settings, sandbox):
 def test_throughput_class(settings, sandbox):
     sandbox.faults(storm_rate=1.0, storm_for_s=30)
     err = expect(settings, 130429, ErrorClass.THROUGHPUT)
-    assert err.retryable and err.http_status == 429
+    # Meta answers 130429 with HTTP 400 (DEFAULT_HTTP_STATUS); the class comes from the code alone
+    assert err.retryable and err.http_status == 400
 
 
 def test_pair_rate_class(settings, sandbox):
@@ -135,7 +137,8 @@ def test_sync_checks_phone_number_templates_paging_and_health(settings, sandbox)
         assert c.health()["id"] == "200000000000001"
         num = c.get_phone_number(PNID)
         assert num["quality_rating"] == "GREEN" and num["throughput"]["level"] == "STANDARD"
-        assert num["messaging_limit_tier"].startswith("TIER_") and num["status"] == "CONNECTED"
+        assert num.messaging_tier == "TIER_100K" and num["status"] == "CONNECTED"
+        assert "messaging_limit_tier" not in num  # deprecated: never requested
         for i in range(7):
             c.create_template(f"extra_{i}", "en", "MARKETING", [{"type": "BODY", "text": "Hi {{1}}"}])
         templates = c.list_templates(page_size=2)  # forces several pages
@@ -162,3 +165,166 @@ def test_payload_shape_and_token_never_logged(settings, sandbox, caplog):
         send(settings)
     assert TEST_TOKEN not in caplog.text
     assert "9812345678" not in caplog.text
+
+
+# ---------------------------------------------------------------- issue 14: current Graph shapes
+PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 64
+
+
+def test_send_result_exposes_message_status_and_pacing_hold(settings, sandbox):
+    res = send(settings)
+    assert res.message_status == "accepted" and not res.held_for_quality_assessment
+    sandbox.faults(pacing_rate=1.0, pacing_templates=["daily_pack_v1"])
+    held = send(settings, to="+919812345679")
+    assert held.message_status == "held_for_quality_assessment" and held.held_for_quality_assessment
+    [entry] = sandbox.ledger(to="+919812345679")
+    assert entry["message_status"] == "held_for_quality_assessment"
+
+
+def test_send_response_parsing_is_tolerant_and_names_a_missing_field():
+    from include.whatsapp import _success_payload
+
+    ok = _success_payload(200, b'{"messaging_product":"whatsapp","new_top":1,"contacts":[{"input":"+1","wa_id":"1",'
+                               b'"user_id":"US.1"}],"messages":[{"id":"wamid.X","group_id":"g","future":true}]}', 0.0)
+    assert ok.wamid == "wamid.X" and ok.wa_id == "1" and ok.message_status is None
+    for payload in (b'{"messaging_product":"whatsapp","messages":[]}', b'{"messages":[{"message_status":"accepted"}]}',
+                    b'{"contacts":[]}', b"not json", b"[]"):
+        with pytest.raises(WhatsAppError) as info:
+            _success_payload(200, payload, 0.0)
+        assert "messages[0].id" in str(info.value) and info.value.outcome_unknown
+
+
+def test_phone_number_tier_comes_from_the_current_field(settings, sandbox):
+    sandbox.configure(messaging_tier="TIER_2K")
+    with WhatsAppClient(settings) as c:
+        num = c.get_phone_number(PNID)
+    assert num.messaging_tier == "TIER_2K" and num["whatsapp_business_manager_messaging_limit"] == "TIER_2K"
+    assert num.quality_rating == "GREEN" and num.status == "CONNECTED" and num.throughput_level == "STANDARD"
+    sandbox.configure(messaging_tier="TIER_NOT_SET")  # Meta's value for a number that has not sent yet
+    with WhatsAppClient(settings) as c:
+        assert c.get_phone_number(PNID).messaging_tier == "UNKNOWN"
+
+
+def _mock_client(handler) -> WhatsAppClient:
+    import httpx
+
+    s = WhatsAppSettings(base_url="https://graph.example", access_token="t", waba_id="1")
+    return WhatsAppClient(s, transport=httpx.MockTransport(handler))
+
+
+def test_phone_number_parsing_tolerates_unknown_fields_and_never_reads_the_deprecated_tier():
+    import httpx
+
+    def answer(body):
+        return lambda request: httpx.Response(200, json=body)
+
+    c = _mock_client(answer({"id": "5", "quality_rating": "YELLOW", "brand_new_field": {"x": 1},
+                             "messaging_limit_tier": "TIER_100K"}))
+    num = c.get_phone_number("5")
+    assert num["brand_new_field"] == {"x": 1} and num.quality_rating == "YELLOW"
+    assert num.messaging_tier == "UNKNOWN"  # only whatsapp_business_manager_messaging_limit counts
+    c = _mock_client(answer({"id": "5", "whatsapp_business_manager_messaging_limit": {"current_limit": "TIER_10K"}}))
+    assert c.get_phone_number("5").messaging_tier == "TIER_10K"
+    c = _mock_client(answer({"quality_rating": "GREEN"}))
+    with pytest.raises(WhatsAppError, match="'id'"):
+        c.get_phone_number("5")
+
+
+def test_list_templates_follows_next_and_reads_current_fields(settings, sandbox):
+    from include.whatsapp import TEMPLATE_FIELDS
+
+    with WhatsAppClient(settings) as c:
+        templates = c.list_templates(page_size=2)
+    assert [t["name"] for t in templates] == ["daily_pack_v1", "daily_pack_v2", "daily_pack_hi_v1", "daily_pack_hi_v2",
+                                              "canary_ping"]
+    assert all(set(t) == set(TEMPLATE_FIELDS) for t in templates)
+    assert templates[0]["quality_score"]["score"] == "GREEN" and templates[0]["parameter_format"] == "POSITIONAL"
+
+
+def test_list_templates_paging_edge_cases():
+    import httpx
+
+    seen = []
+
+    def foreign_next(request):
+        seen.append(request.url)
+        if "after" not in request.url.params:
+            return httpx.Response(200, json={"data": [{"id": "1", "name": "a", "language": "en", "status": "APPROVED"}],
+                                             "paging": {"cursors": {"after": "C1"},
+                                                        "next": "https://elsewhere.example/v21.0/1/message_templates"}})
+        return httpx.Response(200, json={"data": [{"id": "2", "name": "b", "language": "en", "status": "APPROVED"}],
+                                         "paging": {"cursors": {"before": "C2", "after": "C2"}}})
+
+    names = [t["name"] for t in _mock_client(foreign_next).list_templates(page_size=1)]
+    assert names == ["a", "b"] and all(u.host == "graph.example" for u in seen)  # the token never left our host
+    assert seen[1].params["after"] == "C1" and seen[1].params["fields"] == seen[0].params["fields"]
+
+    loop = {"data": [], "paging": {"next": "https://graph.example/v21.0/1/message_templates?after=X"}}
+    with pytest.raises(WhatsAppError, match="same next link"):
+        _mock_client(lambda r: httpx.Response(200, json=loop)).list_templates()
+    with pytest.raises(WhatsAppError, match="'name'"):
+        _mock_client(lambda r: httpx.Response(200, json={"data": [{"id": "1"}]})).list_templates()
+    with pytest.raises(WhatsAppError, match="'data'"):
+        _mock_client(lambda r: httpx.Response(200, json={"templates": []})).list_templates()
+
+
+def test_media_upload_send_by_id_get_and_delete(settings, sandbox):
+    with WhatsAppClient(settings) as c:
+        media_id = c.upload_media(PNID, PNG, "image/png", "header.png")
+        info = c.get_media(media_id, PNID)
+        assert info["mime_type"] == "image/png" and info.file_size == len(PNG) and info["id"] == media_id
+        res = send(settings, image_link=None, image_id=media_id, key="media-key")
+        assert res.message_status == "accepted"
+        assert sandbox.ledger(key="media-key")[0]["header_image"] == media_id
+        assert c.delete_media(media_id) is True
+        with pytest.raises(WhatsAppError) as gone:
+            c.get_media(media_id)
+        assert gone.value.code == 100 and gone.value.error_subcode == 33
+    err = expect(settings, 131009, ErrorClass.INVALID_REQUEST, image_link=None, image_id=media_id)
+    assert not err.retryable
+
+
+@pytest.mark.parametrize("content,mime", [(b"GIF89a" + b"\0" * 10, "image/gif"),
+                                          (b"\xff\xd8\xff" + b"\0" * (5 * 1024 * 1024), "image/jpeg")])
+def test_media_upload_rejected_like_meta(settings, sandbox, content, mime):
+    with WhatsAppClient(settings) as c, pytest.raises(WhatsAppError) as info:
+        c.upload_media(PNID, content, mime)
+    assert info.value.code == 131053 and info.value.error_class is ErrorClass.INVALID_REQUEST
+
+
+def test_graph_error_fields_are_surfaced(settings, sandbox):
+    with WhatsAppClient(settings) as c, pytest.raises(WhatsAppError) as info:
+        c.create_template("daily_pack_v1", "en", "MARKETING", [{"type": "BODY", "text": "Hi {{1}}"}])
+    err = info.value
+    assert err.code == 100 and err.error_subcode == 2388024 and err.is_transient is False
+    assert err.error_user_title and err.error_user_msg and err.error_user_msg in str(err)
+    bad = WhatsAppSettings(base_url=settings.base_url, access_token="wrong", waba_id=settings.waba_id)
+    with WhatsAppClient(bad) as c, pytest.raises(WhatsAppError) as info:
+        c.health()
+    assert info.value.code == 190 and info.value.error_class is ErrorClass.AUTH and info.value.details == ""
+
+
+def test_unknown_code_is_classified_by_is_transient_before_http_status():
+    from include.whatsapp import _error_from_payload
+
+    assert classify(999999, 400, is_transient=True) is ErrorClass.TRANSIENT
+    err = _error_from_payload(400, b'{"error":{"message":"x","code":999999,"is_transient":true,"error_subcode":7}}')
+    assert err.retryable and err.error_subcode == 7 and err.is_transient is True
+    # a known code keeps its class whatever is_transient or the status say
+    err = _error_from_payload(503, b'{"error":{"message":"x","code":131026,"is_transient":true}}')
+    assert err.error_class is ErrorClass.PERMANENT_RECIPIENT
+
+
+def test_refresh_numbers_stores_the_mapped_tier(app_db, sandbox, settings):
+    from include import numbers
+    from tests.world import seed
+
+    seed(app_db, advisors=5)
+    sandbox.configure(messaging_tier="TIER_10K")
+    with WhatsAppClient(settings) as c:
+        fresh = numbers.refresh_numbers(app_db, c)
+    assert fresh and {n.messaging_tier for n in fresh} == {"TIER_10K"} and not any(n.error for n in fresh)
+    sandbox.configure(messaging_tier="TIER_NOT_SET")
+    with WhatsAppClient(settings) as c:
+        assert {n.messaging_tier for n in numbers.refresh_numbers(app_db, c)} == {"UNKNOWN"}
+    assert {n.messaging_tier for n in numbers.active_numbers(app_db)} == {"UNKNOWN"}
