@@ -15,15 +15,22 @@ Served by the Airflow api-server as a plugin FastAPI app (plugins/whatsapp_webho
   token (GET) are its credentials. Operational routes (`/webhook/stats`) take the `ops_auth`
   dependency; the api-server plugin passes Airflow's, so they need a logged-in Airflow user.
 * Every event is stored in `webhook_events`, deduplicated on wamid + status + timestamp (statuses),
-  message id (inbound) or wa_id + preference + timestamp (user_preferences), and committed before the
-  200: a 200 means durable. Requests arriving together share one transaction (group commit), which is
-  what keeps 1,000+ events/s cheap.
+  message id (inbound), wa_id + preference + timestamp (user_preferences) or, for lifecycle webhooks (which
+  carry no event id), what changed + entry.time, and committed before the 200: a 200 means durable.
+  Requests arriving together share one transaction (group commit), which is what keeps 1,000+ events/s
+  cheap.
 * Opt-outs put the number on `do_not_contact` in the same transaction as their event, with the event as
   `source_event_id`: an inbound opt-out reply (STOP and the configured keywords, English and Hindi;
   source 'inbound_opt_out'), a `failed` status with error 131050 "user has stopped marketing messages"
   and a `user_preferences` webhook with marketing_messages = stop (both 'api_opt_out'). The planner
   (eligible_advisors) and the sender's claim both read `do_not_contact`, so no later plan or send
   reaches the number. A user_preferences 'resume' is stored as an event only.
+* Lifecycle webhooks are stored and applied in the same transaction, so the fan-out sees them without
+  polling Graph: `message_template_status_update` sets whatsapp_templates.status (Meta's event mapped by
+  TEMPLATE_STATUS_BY_EVENT) with the reason, `message_template_quality_update` its quality,
+  `phone_number_quality_update` the sending number's quality_rating / messaging_tier / throughput (see
+  apply_phone_quality.sql for the mapping); `account_alerts` and account-level `value.errors[]` are stored
+  for the operators. An event older than the state already applied (entry.time) changes nothing.
 * Turning statuses into `deliveries` is separate (include/reconcile.py, post_delivery_report).
 """
 from __future__ import annotations
@@ -48,6 +55,7 @@ from sqlalchemy.engine import Engine
 
 from include import config
 from include.db import query
+from include.platform_limits import THROUGHPUT_MPS, TIER_LIMITS
 from include.whatsapp import OPT_OUT_CODES
 
 log = logging.getLogger(__name__)
@@ -174,6 +182,7 @@ class ParsedEvent:
     biz_opaque: str | None = None
     opt_out: str | None = None                # the keyword of an inbound opt-out reply
     dnc: tuple[str, str] | None = None        # (do_not_contact source, reason) this event puts the number on
+    lifecycle: dict | None = None             # state a lifecycle webhook applies (see _apply_lifecycle)
 
 
 def _ts(value: Any) -> dt.datetime | None:
@@ -217,17 +226,29 @@ def _opt_str(item: dict, key: str, where: str) -> str | None:
     return value
 
 
-def _inbound_text(msg: dict) -> str | None:
+def _inbound_texts(msg: dict) -> tuple:
+    """What an inbound message says, for opt-out matching: a text's body; a quick-reply `button`'s text and
+    payload (a template's "Stop promotions" button); an `interactive` button_reply's or list_reply's title and
+    id. Each is matched on its own, so an opaque payload next to a "Stop promotions" label still opts out."""
     kind = msg.get("type")
     if kind == "text":
-        return _obj(msg.get("text")).get("body")
+        return (_obj(msg.get("text")).get("body"),)
     if kind == "button":
         button = _obj(msg.get("button"))
-        return button.get("text") or button.get("payload")
+        return button.get("text"), button.get("payload")
     if kind == "interactive":
         inter = _obj(msg.get("interactive"))
-        reply = _obj(inter.get("button_reply")) or _obj(inter.get("list_reply"))
-        return reply.get("title")
+        reply = _obj(inter.get(inter.get("type"))) if isinstance(inter.get("type"), str) else {}
+        reply = reply or _obj(inter.get("button_reply")) or _obj(inter.get("list_reply"))
+        return reply.get("title"), reply.get("id")
+    return ()
+
+
+def _reply_opt_out(msg: dict) -> str | None:
+    for text in _inbound_texts(msg):
+        keyword = opt_out_keyword(text)
+        if keyword:
+            return keyword
     return None
 
 
@@ -245,6 +266,130 @@ def _error_codes(item: dict) -> set[int]:
 _STOP_REASON = "WhatsApp user_preferences: user requested to stop marketing messages"
 
 
+# -- lifecycle webhooks -----------------------------------------------------------------------------------
+# message_template_status_update `event` -> whatsapp_templates.status. Meta's events, per
+# https://developers.facebook.com/documentation/business-messaging/whatsapp/webhooks/reference/message_template_status_update
+# REINSTATED ("no longer flagged or disabled and can be sent again") is APPROVED. Events that are not a status
+# of their own are stored and change nothing: FLAGGED (negative feedback, at risk of being disabled: still
+# sendable), LOCKED / UNLOCKED (editing), UNARCHIVED ("restored to its previous status", which the webhook does
+# not name: the next Graph sync reads it).
+TEMPLATE_STATUS_BY_EVENT = {
+    "APPROVED": "APPROVED", "REINSTATED": "APPROVED", "PENDING": "PENDING", "REJECTED": "REJECTED",
+    "PAUSED": "PAUSED", "DISABLED": "DISABLED", "IN_APPEAL": "IN_APPEAL", "PENDING_DELETION": "PENDING_DELETION",
+    "DELETED": "DELETED", "LIMIT_EXCEEDED": "LIMIT_EXCEEDED", "ARCHIVED": "ARCHIVED",
+}
+TEMPLATE_QUALITY = {"GREEN": "GREEN", "YELLOW": "YELLOW", "RED": "RED", "UNKNOWN": "UNKNOWN",
+                    "HIGH": "GREEN", "MEDIUM": "YELLOW", "LOW": "RED"}
+# business_capability_update documents the portfolio limit as a number (-1 = unlimited).
+_TIER_BY_NUMBER = {250: "TIER_250", 2000: "TIER_2K", 10_000: "TIER_10K", 100_000: "TIER_100K", -1: "TIER_UNLIMITED"}
+
+
+def _tier(value: Any) -> str | None:
+    """A messaging tier we model (include/platform_limits.TIER_LIMITS), else None: TIER_NOT_SET or the old
+    TIER_1K leave the stored tier alone rather than putting a tier the planner cannot size on the number."""
+    if isinstance(value, str) and value in TIER_LIMITS:
+        return value
+    if isinstance(value, int) and not isinstance(value, bool):
+        return _TIER_BY_NUMBER.get(value)
+    if isinstance(value, str) and value.lstrip("-").isdigit():
+        return _TIER_BY_NUMBER.get(int(value))
+    return None
+
+
+def _lifecycle_key(prefix: str, entry: dict, value: dict, *parts: Any) -> str:
+    """Meta gives lifecycle webhooks no event id: the key is what changed and entry.time (when it happened), so
+    a replay is one event and a later change of the same kind is another. Without a time, the whole value."""
+    at = entry.get("time")
+    if at is None:
+        digest = hashlib.sha256(json.dumps(value, sort_keys=True).encode()).hexdigest()[:32]
+        return f"{prefix}:{entry.get('id')}:{digest}"
+    return ":".join([prefix, str(entry.get("id")), *(str(p) for p in parts), str(at)])
+
+
+def _template_ref(value: dict, where: str) -> tuple[str | None, str | None, str | None]:
+    name = _opt_str(value, "message_template_name", where)
+    language = _opt_str(value, "message_template_language", where)
+    tid = value.get("message_template_id")
+    tid = str(tid) if isinstance(tid, (int, str)) and not isinstance(tid, bool) and str(tid) else None
+    if not name and not tid:
+        raise ValueError(f"{where} without message_template_name or message_template_id")
+    return name, language, tid
+
+
+def _status_reason(value: dict) -> str:
+    """Meta's event, reason and whatever detail came with it, as one line for whatsapp_templates.status_reason."""
+    parts = [f"{value.get('event')}"]
+    if value.get("reason") not in (None, ""):
+        parts.append(f"reason {value.get('reason')}")
+    other, rejection, disable = (_obj(value.get(k)) for k in ("other_info", "rejection_info", "disable_info"))
+    if other:
+        parts.append(": ".join(str(other[k]) for k in ("title", "description") if other.get(k)))
+    if rejection.get("reason"):
+        parts.append(str(rejection["reason"]))
+    if disable.get("disable_date") is not None:
+        parts.append(f"disabled at {disable['disable_date']}")
+    return "; ".join(p for p in parts if p)
+
+
+def _template_status(entry: dict, value: dict) -> ParsedEvent:
+    event = _opt_str(value, "event", "message_template_status_update")
+    if not event:
+        raise ValueError("message_template_status_update without event")
+    name, language, tid = _template_ref(value, "message_template_status_update")
+    apply = {"kind": "template_status", "name": name, "language": language, "template_id": tid,
+             "status": TEMPLATE_STATUS_BY_EVENT.get(event), "reason": _status_reason(value)}
+    return ParsedEvent(_lifecycle_key("ts", entry, value, tid or f"{name}/{language}", event), "template_status",
+                       value, status=event, event_ts=_ts(entry.get("time")), lifecycle=apply)
+
+
+def _template_quality(entry: dict, value: dict) -> ParsedEvent:
+    new = _opt_str(value, "new_quality_score", "message_template_quality_update")
+    if not new:
+        raise ValueError("message_template_quality_update without new_quality_score")
+    name, language, tid = _template_ref(value, "message_template_quality_update")
+    apply = {"kind": "template_quality", "name": name, "language": language, "template_id": tid,
+             "quality": TEMPLATE_QUALITY.get(new.upper())}
+    return ParsedEvent(_lifecycle_key("tq", entry, value, tid or f"{name}/{language}", new), "template_quality",
+                       value, status=new, event_ts=_ts(entry.get("time")), lifecycle=apply)
+
+
+def _phone_quality(entry: dict, value: dict) -> ParsedEvent:
+    """phone_number_quality_update. FLAGGED / UNFLAGGED / UPGRADE / DOWNGRADE come from Meta's older reference
+    ("Flagged status occurs when the quality rating reaches a low state",
+    https://developers.facebook.com/docs/whatsapp/business-management-api/quality-signals); the current page
+    documents ONBOARDING and THROUGHPUT_UPGRADE, and max_daily_conversations_per_business replacing current_limit
+    (for a THROUGHPUT_UPGRADE, current_limit TIER_UNLIMITED means the higher throughput, not a messaging tier)."""
+    display = _opt_str(value, "display_phone_number", "phone_number_quality_update")
+    event = _opt_str(value, "event", "phone_number_quality_update")
+    digits = "".join(ch for ch in display or "" if ch.isdigit())
+    if not digits or not event:
+        raise ValueError("phone_number_quality_update without display_phone_number or event")
+    tier = _tier(value.get("max_daily_conversations_per_business"))
+    if tier is None and event != "THROUGHPUT_UPGRADE":
+        tier = _tier(value.get("current_limit"))
+    apply = {"kind": "phone_quality", "digits": digits, "event": event, "tier": tier,
+             "throughput_mps": THROUGHPUT_MPS["HIGH"] if event == "THROUGHPUT_UPGRADE" else None}
+    limit = value.get("max_daily_conversations_per_business", value.get("current_limit"))
+    return ParsedEvent(_lifecycle_key("pq", entry, value, digits, event, limit), "phone_quality", value,
+                       status=event, event_ts=_ts(entry.get("time")), lifecycle=apply)
+
+
+def _account_alert(entry: dict, value: dict) -> ParsedEvent:
+    info = _obj(value.get("alert_info"))
+    alert_type = info.get("alert_type")
+    key = _lifecycle_key("aa", entry, value, value.get("entity_id"), alert_type, info.get("alert_status"))
+    return ParsedEvent(key, "account_alert", value, status=str(alert_type) if alert_type else None,
+                       event_ts=_ts(entry.get("time")), lifecycle={"kind": "account_alert"})
+
+
+_LIFECYCLE_FIELDS: dict[str, Callable[[dict, dict], ParsedEvent]] = {
+    "message_template_status_update": _template_status,
+    "message_template_quality_update": _template_quality,
+    "phone_number_quality_update": _phone_quality,
+    "account_alerts": _account_alert,
+}
+
+
 def parse_events(payload: Any) -> list[ParsedEvent]:
     """Flatten a webhook body into events. Raises ValueError for a body that is not a WhatsApp webhook:
     not an object, another object type, or a malformed structure inside (entry, changes, value, items)."""
@@ -258,6 +403,10 @@ def parse_events(payload: Any) -> list[ParsedEvent]:
                 continue
             if not isinstance(value, dict):
                 raise ValueError("change value is not an object")
+            lifecycle = _LIFECYCLE_FIELDS.get(change.get("field"))
+            if lifecycle is not None:
+                events.append(lifecycle(entry, value))
+                continue
             for s in _items(value, "statuses", "value"):
                 wamid, status = _opt_str(s, "id", "status"), _opt_str(s, "status", "status")
                 if not wamid or not status:
@@ -275,7 +424,7 @@ def parse_events(payload: Any) -> list[ParsedEvent]:
                 if not msg_id:
                     raise ValueError("inbound message without id")
                 kind = m.get("type") if isinstance(m.get("type"), str) else None
-                keyword, dnc = opt_out_keyword(_inbound_text(m)), None
+                keyword, dnc = _reply_opt_out(m), None
                 if keyword:
                     dnc = (INBOUND_OPT_OUT, f'inbound opt-out reply "{keyword}"')
                 system = _obj(m.get("system"))
@@ -321,6 +470,7 @@ class ReceiverStats:
     events_stored: int = 0
     duplicates: int = 0
     opt_outs: int = 0
+    lifecycle_applied: int = 0
     rejected_401: int = 0
     rejected_403: int = 0
     rejected_413: int = 0
@@ -330,14 +480,52 @@ class ReceiverStats:
     started_at: float = field(default_factory=time.time)
 
 
-def store(engine: Engine, batch: list[tuple[ParsedEvent, str]]) -> tuple[int, int]:
-    """Insert events and the opt-outs they carry in one transaction: (stored, opt-outs). Only a newly stored
-    event adds an opt-out, so a replay never re-adds a number an operator removed.
+def _apply_lifecycle(conn, events: list[tuple[ParsedEvent, int]]) -> int:
+    """Apply newly stored lifecycle events (in arrival order) to whatsapp_templates and sending_numbers, and mark
+    them processed, noting why one changed nothing. Returns how many changed a row. Rare (a few a day), so one
+    statement per event keeps each aspect's "newer than what is shown" check exact."""
+    applied, ids, notes = 0, [], []
+    for ev, event_id in events:
+        a = ev.lifecycle or {}
+        at = ev.event_ts or dt.datetime.now(dt.UTC)
+        note: str | None = None
+        if a.get("kind") == "template_status":
+            if a["status"] is None:
+                note = f"{ev.status}: recorded only (not a template status of its own)"
+            elif not conn.execute(query("webhooks/apply_template_status"), {
+                    "status": a["status"], "reason": a["reason"], "at": at, "event_id": event_id, "name": a["name"],
+                    "language": a["language"], "template_id": a["template_id"]}).fetchall():
+                note = "no whatsapp_templates row changed: unknown template, or a newer change already applied"
+        elif a.get("kind") == "template_quality":
+            if a["quality"] is None:
+                note = f"quality score {ev.status!r} not understood"
+            elif not conn.execute(query("webhooks/apply_template_quality"), {
+                    "quality": a["quality"], "at": at, "name": a["name"], "language": a["language"],
+                    "template_id": a["template_id"]}).fetchall():
+                note = "no whatsapp_templates row changed: unknown template, or a newer change already applied"
+        elif a.get("kind") == "phone_quality":
+            if not conn.execute(query("webhooks/apply_phone_quality"), {
+                    "event": a["event"], "tier": a["tier"], "throughput_mps": a["throughput_mps"], "at": at,
+                    "event_id": event_id, "digits": a["digits"]}).fetchall():
+                note = "no sending_numbers row changed: unknown number, or a newer change already applied"
+        else:
+            note = "recorded for the operators"
+        applied += note is None
+        ids.append(event_id)
+        notes.append(note)
+    conn.execute(query("webhooks/mark_lifecycle"), {"event_ids": ids, "notes": notes})
+    return applied
+
+
+def store(engine: Engine, batch: list[tuple[ParsedEvent, str]]) -> tuple[int, int, int]:
+    """Insert events, the opt-outs they carry and the lifecycle state they report in one transaction:
+    (stored, opt-outs, lifecycle changes). Only a newly stored event adds an opt-out or applies a lifecycle
+    change, so a replay never re-adds a number an operator removed nor moves a template back.
 
     A request's events share its body object (`raw`); the body is sent and stored once per request, on its
     first event, and the others carry 'sha256:<hex>' of it (see webhooks/insert_events)."""
     if not batch:
-        return 0, 0
+        return 0, 0, 0
     cols: dict[str, list] = {k: [] for k in ("dedupe_keys", "kinds", "wamids", "statuses", "from_phones", "event_ts",
                                              "biz_opaques", "payloads", "raw_bodies")}
     requests: dict[int, list[str]] = {}  # id(body) -> dedupe keys of its events, in order
@@ -371,7 +559,11 @@ def store(engine: Engine, batch: list[tuple[ParsedEvent, str]]) -> tuple[int, in
             added = len(conn.execute(query("webhooks/add_opt_outs"), {
                 "phones": [o[0] for o in opt], "reasons": [o[1] for o in opt], "sources": [o[2] for o in opt],
                 "event_ids": [o[3] for o in opt]}).fetchall())
-    return len(new), added
+        changed = 0
+        life = {new[ev.dedupe_key]: ev for ev, _ in batch if ev.lifecycle and ev.dedupe_key in new}
+        if life:
+            changed = _apply_lifecycle(conn, [(ev, event_id) for event_id, ev in sorted(life.items())])
+    return len(new), added, changed
 
 
 def _failure(exc: BaseException) -> str:
@@ -414,7 +606,7 @@ class GroupCommitWriter:
     async def _commit(self, group: list[_Pending]) -> None:
         batch = [(ev, p.raw) for p in group for ev in p.events]
         try:
-            stored, opted = await asyncio.to_thread(store, self.engine_factory(), batch)
+            stored, opted, changed = await asyncio.to_thread(store, self.engine_factory(), batch)
         except Exception as exc:  # noqa: BLE001 - answered below: a 500 makes Meta retry later
             self.stats.store_failures += 1
             if len(group) > 1:
@@ -432,6 +624,7 @@ class GroupCommitWriter:
         self.stats.events_stored += stored
         self.stats.duplicates += len(batch) - stored
         self.stats.opt_outs += opted
+        self.stats.lifecycle_applied += changed
         for p in group:
             if not p.done.done():
                 p.done.set_result(None)

@@ -20,11 +20,27 @@ from include.ratelimit import RollingUniqueCounter, TokenBucket
 from include.platform_limits import THROUGHPUT_MPS, TIER_LIMITS
 
 
-# Default HTTP status per Graph error code (configurable at run time: sources disagree).
+# Default HTTP status per Graph error code (configurable at run time through /_sandbox/config `http_status`).
+# Meta's current error-code page has no status column and says to build error handling "around error codes
+# instead of subcodes or HTTP response status codes"
+# (https://developers.facebook.com/documentation/business-messaging/whatsapp/support/error-codes), so the client
+# never relies on these. The values come from the "HTTP Status Code" column of Meta's earlier Cloud API error-code
+# table (https://developers.facebook.com/docs/whatsapp/cloud-api/support/error-codes), as quoted by:
+#   * developers.aivo.co/engage (mirror of that table): 0 and 190 -> 401, 3 -> 500, 10 and 200-299 -> 403
+#   * heltar.com/blogs (error codes 80007, 130429, 131056): "accompanied by a 400 Bad Request status"
+#   * help.chakrahq.com (throttling errors): code 4 "HTTP Status: 400 Bad Request" (aivo's copy says 429: the
+#     sources disagree, so it stays configurable)
+#   * docs.360dialog.com/partner/.../error-messages (Meta integrity errors): 368 -> "403 - Forbidden"
+#   * help.gohighlevel.com: 131000 -> 500; learn.doubletick.io: 131016 -> 503; 132001 -> 404 Not Found
+# Everything else in the table (parameter, recipient and template errors) is 400 Bad Request.
 DEFAULT_HTTP_STATUS = {
-    4: 429, 80007: 429, 130429: 429, 131056: 429, 190: 401, 368: 403, 100: 400, 131000: 500, 131016: 503,
-    131026: 400, 131047: 400, 131048: 400, 131049: 400, 131050: 400, 131051: 400, 132000: 400, 132001: 404,
-    132015: 400, 132016: 400, 133010: 400,
+    0: 401, 3: 500, 10: 403, 190: 401, **{c: 403 for c in range(200, 300)},
+    4: 400, 80007: 400, 130429: 400, 131048: 400, 131056: 400,
+    368: 403, 131031: 403, 131005: 403,
+    1: 400, 2: 503, 33: 400, 100: 400, 131000: 500, 131016: 503, 131057: 500,
+    131008: 400, 131009: 400, 131021: 400, 131026: 400, 131042: 400, 131045: 400, 131047: 400, 131049: 400,
+    131050: 400, 131051: 400, 131052: 400, 131053: 400,
+    132000: 400, 132001: 404, 132005: 400, 132007: 400, 132012: 400, 132015: 400, 132016: 400, 133010: 400,
 }
 ERROR_TITLES = {
     4: "Application request limit reached", 80007: "Rate limit issues", 130429: "Rate limit hit",
@@ -35,6 +51,7 @@ ERROR_TITLES = {
     131051: "Unsupported message type", 132000: "Number of parameters does not match the expected number of params",
     132001: "Template name does not exist in the translation", 132015: "Template is paused",
     132016: "Template is disabled", 133010: "Phone number not registered",
+    131008: "Required parameter is missing", 131009: "Parameter value is not valid", 131053: "Media upload error",
 }
 ERROR_TYPES = {190: "OAuthException", 4: "OAuthException", 130429: "OAuthException", 100: "OAuthException"}
 
@@ -53,11 +70,60 @@ RESEARCH_OUTCOMES = {
 
 
 class GraphError(Exception):
-    def __init__(self, code: int, details: str = "", message: str | None = None):
+    """A Graph API error. WhatsApp (Cloud API) errors carry `error_data` {messaging_product, details}; errors of the
+    Graph layer itself (token, unknown node or field) do not, and may carry `error_subcode`, `error_user_title`,
+    `error_user_msg` and `is_transient` (https://developers.facebook.com/docs/graph-api/guides/error-handling)."""
+
+    def __init__(self, code: int, details: str = "", message: str | None = None, *, graph: bool = False,
+                 error_type: str | None = None, subcode: int | None = None, user_title: str | None = None,
+                 user_msg: str | None = None, is_transient: bool | None = None):
         self.code = code
         self.details = details
         self.message = message or f"({'#'}{code}) {ERROR_TITLES.get(code, 'Error')}"
+        self.graph = graph
+        self.error_type = error_type
+        self.subcode = subcode
+        self.user_title = user_title
+        self.user_msg = user_msg
+        self.is_transient = is_transient
         super().__init__(self.message)
+
+
+def unknown_object(oid: str, method: str = "get") -> GraphError:
+    """Graph's answer for an ID it cannot load (public reference payloads: type GraphMethodException, code 100,
+    error_subcode 33, no error_data)."""
+    return GraphError(100, message=f"Unsupported {method} request. Object with ID '{oid}' does not exist, cannot be "
+                                   "loaded due to missing permissions, or does not support this operation. Please "
+                                   "read the Graph API documentation at https://developers.facebook.com/docs/graph-api",
+                      graph=True, error_type="GraphMethodException", subcode=33)
+
+
+def unknown_field(field_name: str, node_type: str) -> GraphError:
+    """`fields` naming a field the node does not have: "(#100) Tried accessing nonexisting field (x) on node type
+    (T)", type OAuthException, HTTP 400 (public reference payloads of Graph API clients)."""
+    return GraphError(100, message=f"(#100) Tried accessing nonexisting field ({field_name}) on node type "
+                                   f"({node_type})", graph=True, error_type="OAuthException")
+
+
+# Supported media types and maximum sizes for uploads
+# (https://developers.facebook.com/documentation/business-messaging/whatsapp/business-phone-numbers/media#supported-media-types).
+_MB = 1024 * 1024
+MEDIA_MAX_BYTES = {
+    "audio/aac": 16 * _MB, "audio/amr": 16 * _MB, "audio/mpeg": 16 * _MB, "audio/mp4": 16 * _MB,
+    "audio/ogg": 16 * _MB,
+    "text/plain": 100 * _MB, "application/pdf": 100 * _MB, "application/vnd.ms-excel": 100 * _MB,
+    "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet": 100 * _MB,
+    "application/msword": 100 * _MB,
+    "application/vnd.openxmlformats-officedocument.wordprocessingml.document": 100 * _MB,
+    "application/vnd.ms-powerpoint": 100 * _MB,
+    "application/vnd.openxmlformats-officedocument.presentationml.presentation": 100 * _MB,
+    "image/jpeg": 5 * _MB, "image/png": 5 * _MB,
+    "image/webp": 500 * 1024,  # stickers only
+    "video/3gpp": 16 * _MB, "video/mp4": 16 * _MB,
+}
+# Magic numbers the sandbox checks, so that a mismatched MIME type fails as Meta's media processor does (131053).
+_MEDIA_MAGIC = {"image/jpeg": (b"\xff\xd8\xff",), "image/png": (b"\x89PNG\r\n\x1a\n",),
+                "application/pdf": (b"%PDF",)}
 
 
 @dataclass
@@ -71,10 +137,16 @@ class Number:
     policy_blocked: bool = False
 
     def public(self, tier: str) -> dict:
-        return {"id": self.phone_number_id, "display_phone_number": self.display_phone_number,
-                "verified_name": self.verified_name, "quality_rating": self.quality_rating,
-                "status": self.status, "throughput": {"level": self.throughput_level},
-                "messaging_limit_tier": tier, "name_status": "APPROVED"}
+        """Every field the sandbox models, under Meta's names; GET /{phone-number-id} projects it by `fields`
+        (app.py). `whatsapp_business_manager_messaging_limit` is the portfolio's messaging limit (v24.0+);
+        `messaging_limit_tier` is deprecated and served only when asked for by name
+        (https://developers.facebook.com/documentation/business-messaging/whatsapp/messaging-limits#via-api)."""
+        return {"verified_name": self.verified_name, "code_verification_status": "VERIFIED",
+                "display_phone_number": self.display_phone_number, "quality_rating": self.quality_rating,
+                "platform_type": "CLOUD_API", "throughput": {"level": self.throughput_level},
+                "id": self.phone_number_id, "status": self.status, "name_status": "APPROVED",
+                "account_mode": "LIVE", "is_official_business_account": False,
+                "whatsapp_business_manager_messaging_limit": tier, "messaging_limit_tier": tier}
 
 
 @dataclass
@@ -87,12 +159,31 @@ class Template:
     body_params: int = 3
     header: str = "IMAGE"
     id: str = field(default_factory=lambda: str(10**15 + secrets.randbelow(10**15)))
+    parameter_format: str = "POSITIONAL"
+    quality_date: int = field(default_factory=lambda: int(time.time()))
 
     def public(self) -> dict:
-        comps = [{"type": "HEADER", "format": self.header},
-                 {"type": "BODY", "text": " ".join(f"{{{{{i}}}}}" for i in range(1, self.body_params + 1))}]
-        return {"id": self.id, "name": self.name, "language": self.language, "status": self.status,
-                "category": self.category, "quality_score": {"score": self.quality_score}, "components": comps}
+        """Every field the sandbox models, in the order of Meta's template list examples; GET message_templates
+        projects it by `fields` (default: name, parameter_format, components, language, status, category, id).
+        Shapes: https://developers.facebook.com/documentation/business-messaging/whatsapp/templates/template-management
+        (components with `example.header_handle` / `example.body_text`); `quality_score` {score, date}: Graph
+        reference whats-app-business-hsm and messagebird/java-rest-api HSMQualityScore (score, date, reasons)."""
+        comps: list[dict] = []
+        if self.header and self.header != "NONE":
+            header: dict[str, Any] = {"type": "HEADER", "format": self.header}
+            if self.header in ("IMAGE", "VIDEO", "DOCUMENT"):
+                header["example"] = {"header_handle": [
+                    f"https://scontent.whatsapp.net/v/t61.29466-34/sandbox_{self.id}_n.png"]}
+            comps.append(header)
+        body: dict[str, Any] = {"type": "BODY", "text": " ".join(f"{{{{{i}}}}}" for i in range(1, self.body_params + 1))
+                                or f"{self.name} (no variables)"}
+        if self.body_params:
+            body["example"] = {"body_text": [[f"sample {i}" for i in range(1, self.body_params + 1)]]}
+        comps.append(body)
+        return {"name": self.name, "parameter_format": self.parameter_format, "components": comps,
+                "language": self.language, "status": self.status, "category": self.category, "id": self.id,
+                "quality_score": {"score": self.quality_score, "date": self.quality_date},
+                "rejected_reason": "NONE"}
 
 
 @dataclass
@@ -108,6 +199,11 @@ class Faults:
     token_expires_at: float | None = None
     template_pause_at: dict[str, float] = field(default_factory=dict)
     quality_red_at: dict[str, float] = field(default_factory=dict)
+    # Template pacing: this fraction of the sends of the named templates (all templates when the list is empty) is
+    # accepted with messages[0].message_status "held_for_quality_assessment" instead of "accepted"
+    # (https://developers.facebook.com/documentation/business-messaging/whatsapp/templates/template-pacing).
+    pacing_rate: float = 0.0
+    pacing_templates: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -123,6 +219,10 @@ class WebhookSettings:
     late_delivery_s: float = 600.0
     max_attempts: int = 8
     retry_base_s: float = 0.5
+    # The app's webhook version: v23.0 and older still carry `conversation` in statuses (lifecycle.status_value).
+    version: str = "v25.0"
+    # phone_number_quality_update current_limit / old_limit, which Meta removes in February 2026.
+    legacy_limit_fields: bool = False
 
 
 @dataclass
@@ -139,6 +239,10 @@ class Settings:
     research_prefix: str = "+9199000000"
     http_status: dict[int, int] = field(default_factory=lambda: dict(DEFAULT_HTTP_STATUS))
     seed: int = 7
+    # summary.message_template_limit of GET message_templates: "A WhatsApp Business account can have up to 250
+    # message templates" (https://developers.facebook.com/documentation/business-messaging/whatsapp/support/error-codes,
+    # 2388019); configurable because Meta raises it for some accounts.
+    message_template_limit: int = 250
 
 
 @dataclass
@@ -153,6 +257,17 @@ class LedgerEntry:
     biz_opaque_callback_data: str | None
     accepted_at: float
     statuses: list[tuple[str, float]] = field(default_factory=list)
+    message_status: str = "accepted"   # or "held_for_quality_assessment" under template pacing
+
+
+@dataclass
+class MediaItem:
+    id: str
+    phone_number_id: str
+    mime_type: str
+    data: bytes = field(repr=False)
+    sha256: str
+    uploaded_at: float
 
 
 def _now() -> float:
@@ -165,6 +280,7 @@ class Sandbox:
     def __init__(self, settings: Settings | None = None, webhooks: WebhookSettings | None = None):
         self.settings = settings or Settings()
         self.webhooks = webhooks or WebhookSettings()
+        self.webhook_sink = None  # set by the app: lifecycle webhooks go to the dispatcher (lifecycle.emit)
         self.reset()
 
     # -- lifecycle ---------------------------------------------------------------------------
@@ -184,6 +300,8 @@ class Sandbox:
         self.inbound: list[dict] = []
         self.preferences: list[dict] = []
         self._wamid_seq = itertools.count(1)
+        self.template_pauses: Counter[tuple[str, str]] = Counter()  # FIRST_PAUSE / SECOND_PAUSE (lifecycle.py)
+        self.media: dict[str, MediaItem] = {}
 
     def seed_defaults(self) -> None:
         """The demo world's five numbers and four approved templates (mirrors include/demo_world.py)."""
@@ -200,26 +318,34 @@ class Sandbox:
     # -- auth and time-based faults ---------------------------------------------------------------
     def check_token(self, authorization: str | None) -> None:
         token = (authorization or "").removeprefix("Bearer ").strip()
+        # Graph-layer errors: no error_data; an expired session carries error_subcode 463
+        # (https://developers.facebook.com/docs/graph-api/guides/error-handling, "Authentication error subcodes").
         if not token or not secrets.compare_digest(token, self.settings.access_token):
-            raise GraphError(190, "Invalid OAuth access token - Cannot parse access token",
-                             "Invalid OAuth access token - Cannot parse access token")
+            raise GraphError(190, message="Invalid OAuth access token - Cannot parse access token", graph=True,
+                             error_type="OAuthException")
         if self.faults.token_expires_at is not None and _now() >= self.faults.token_expires_at:
-            raise GraphError(190, "Error validating access token: Session has expired",
-                             "Error validating access token: Session has expired")
+            when = time.strftime("%A, %d-%b-%y %H:%M:%S UTC", time.gmtime(self.faults.token_expires_at))
+            raise GraphError(190, message=f"Error validating access token: Session has expired on {when}.",
+                             graph=True, error_type="OAuthException", subcode=463)
 
     def apply_scheduled_faults(self) -> None:
+        """Fire the timed faults that are due, each with its lifecycle webhook (message_template_status_update
+        PAUSED, phone_number_quality_update FLAGGED) stamped with the time it was due. Called on requests and by
+        the webhook dispatcher's clock, so a fault fires on time even when no request arrives."""
+        from include.sandbox import lifecycle
+
         now = _now()
         if self.faults.template_pause_at:
             for name, at in list(self.faults.template_pause_at.items()):
                 if now >= at:
                     for (tname, _), tpl in self.templates.items():
                         if tname == name:
-                            tpl.status = "PAUSED"
+                            lifecycle.set_template_status(self, tpl, "PAUSED", at=at)
                     del self.faults.template_pause_at[name]
         if self.faults.quality_red_at:
             for pnid, at in list(self.faults.quality_red_at.items()):
                 if now >= at and pnid in self.numbers:
-                    self.numbers[pnid].quality_rating = "RED"
+                    lifecycle.set_number_quality(self, self.numbers[pnid], "RED", at=at)
                     del self.faults.quality_red_at[pnid]
 
     # -- research mode -------------------------------------------------------------------------
@@ -262,9 +388,7 @@ class Sandbox:
         self.apply_scheduled_faults()
         number = self.numbers.get(pnid)
         if number is None:
-            raise GraphError(100, f"Unsupported post request. Object with ID '{pnid}' does not exist, cannot be "
-                                  "loaded due to missing permissions, or does not support this operation",
-                             f"Unsupported post request. Object with ID '{pnid}' does not exist")
+            raise unknown_object(pnid, "post")
         if not isinstance(body, dict):
             raise GraphError(100, "Request body must be a JSON object")
         if body.get("messaging_product") != "whatsapp":
@@ -307,27 +431,37 @@ class Sandbox:
             params = comp.get("parameters") or []
             if not isinstance(params, list):
                 raise GraphError(100, "Component parameters must be an array")
-            if comp.get("type") == "body":
+            ctype = str(comp.get("type", "")).lower()  # Meta accepts "BODY" and "body" alike
+            if ctype == "body":
                 body_params = [str(p.get("text", "")) for p in params if isinstance(p, dict)]
-            elif comp.get("type") == "header":
+            elif ctype == "header":
                 for p in params:
                     img = p.get("image") if isinstance(p, dict) else None
                     if isinstance(img, dict):
-                        header_image = img.get("link") or img.get("id")
+                        if img.get("link"):
+                            header_image = img["link"]
+                        elif img.get("id") is not None:
+                            media_id = str(img["id"])
+                            if media_id not in self.media:
+                                raise GraphError(131009, f"Param image['id'] ({media_id}) is not a valid media id "
+                                                         "uploaded to this phone number")
+                            header_image = media_id
         if len(body_params) != template.body_params:
-            raise GraphError(132000, f"Number of parameters ({len(body_params)}) does not match the expected "
-                                     f"number of params ({template.body_params})")
+            # details as Meta words them for 132000 (e.g. "body: number of localizable_params (0) does not match the
+            # expected number of params (1)")
+            raise GraphError(132000, f"body: number of localizable_params ({len(body_params)}) does not match the "
+                                     f"expected number of params ({template.body_params})")
         if template.header == "IMAGE" and not header_image:
             raise GraphError(132000, "Template header requires an image parameter (link or id)")
         if self.settings.limits_enabled:
             storm = self.faults.storm_rate > 0 and _now() < self.faults.storm_until
             if storm and self.rng.random() < self.faults.storm_rate:
                 self.counters["throttled"] += 1
-                raise GraphError(130429, "Cloud API message throughput has been reached (storm)")
+                raise GraphError(130429, "Cloud API message throughput has been reached.")
             if not self._bucket(pnid, number).try_take():
                 self.counters["throttled"] += 1
-                raise GraphError(130429, f"Message throughput of {THROUGHPUT_MPS.get(number.throughput_level)} "
-                                         "messages/s reached for this phone number")
+                # details verbatim from Meta's error-code table (throttling errors)
+                raise GraphError(130429, "Cloud API message throughput has been reached.")
             pair_key = (pnid, to)
             pair = self.pair_buckets.get(pair_key)
             if pair is None:
@@ -335,8 +469,8 @@ class Sandbox:
                 self.pair_buckets[pair_key] = pair
             if not pair.try_take():
                 self.counters["pair_limited"] += 1
-                raise GraphError(131056, "Too many messages sent from this phone number to the same recipient "
-                                         "in a short period of time")
+                raise GraphError(131056, "Too many messages sent from the sender phone number to the same recipient "
+                                         "phone number in a short period of time.")
         if self.faults.error_5xx_rate > 0 and self.rng.random() < self.faults.error_5xx_rate:
             self.counters["injected_5xx"] += 1
             raise GraphError(self.rng.choice((131000, 131016)), "Injected transient server error")
@@ -358,11 +492,57 @@ class Sandbox:
         wamid = "wamid." + hashlib.sha1(f"{pnid}:{to}:{next(self._wamid_seq)}:{os.getpid()}".encode()).hexdigest()
         entry = LedgerEntry(wamid, to, pnid, template.name, lang, body_params, header_image,
                             body.get("biz_opaque_callback_data"), _now())
+        pacing = self.faults.pacing_rate
+        if pacing > 0 and (not self.faults.pacing_templates or template.name in self.faults.pacing_templates) \
+                and self.rng.random() < pacing:
+            entry.message_status = "held_for_quality_assessment"
+            self.counters["held_for_quality_assessment"] += 1
         self.ledger.append(entry)
         self.by_wamid[wamid] = entry
         self.counters["accepted"] += 1
+        # "Cloud API will always include a message_status property" on template sends: "accepted", or
+        # "held_for_quality_assessment" under pacing
+        # (https://developers.facebook.com/documentation/business-messaging/whatsapp/templates/template-pacing;
+        # response syntax: https://developers.facebook.com/documentation/business-messaging/whatsapp/messages/send-messages)
         return {"messaging_product": "whatsapp", "contacts": [{"input": body["to"], "wa_id": to.lstrip("+")}],
-                "messages": [{"id": wamid}]}
+                "messages": [{"id": wamid, "message_status": entry.message_status}]}
+
+    # -- media ----------------------------------------------------------------------------------
+    def upload_media(self, pnid: str, messaging_product: str | None, mime_type: str | None,
+                     data: bytes | None) -> MediaItem:
+        """POST /{phone-number-id}/media: validate like Meta and store; the caller answers {"id": ...}."""
+        if pnid not in self.numbers:
+            raise unknown_object(pnid, "post")
+        if messaging_product != "whatsapp":
+            raise GraphError(131008, "The parameter messaging_product is required and must be 'whatsapp'")
+        if data is None:
+            raise GraphError(131008, "The parameter file is required")
+        if not mime_type:
+            raise GraphError(131008, "The parameter type is required")
+        mime = mime_type.split(";")[0].strip().lower()
+        limit = MEDIA_MAX_BYTES.get(mime)
+        if limit is None:
+            raise GraphError(131053, f"Param file must be a file with one of the following types: "
+                                     f"{', '.join(sorted(MEDIA_MAX_BYTES))}. Received file of type '{mime}'.")
+        if len(data) > limit:
+            raise GraphError(131053, f"File size too big. Max file size we currently support for {mime}: "
+                                     f"{limit // _MB if limit >= _MB else limit // 1024}"
+                                     f"{'MB' if limit >= _MB else 'KB'}.")
+        magic = _MEDIA_MAGIC.get(mime)
+        if not data or (magic and not data.startswith(magic)):
+            raise GraphError(131053, f"The uploaded file's content does not match its MIME type {mime}.")
+        media_id = str(10**15 + secrets.randbelow(9 * 10**15))
+        item = MediaItem(media_id, pnid, mime, data, hashlib.sha256(data).hexdigest(), _now())
+        self.media[media_id] = item
+        return item
+
+    def media_item(self, media_id: str, pnid: str | None = None, method: str = "get") -> MediaItem:
+        """A stored media; `phone_number_id`, when given, must be the number it was uploaded on (Meta: "the request
+        will only be processed if the business phone number ID ... matches")."""
+        item = self.media.get(media_id)
+        if item is None or (pnid and pnid != item.phone_number_id):
+            raise unknown_object(media_id, method)
+        return item
 
     # -- delivery outcomes for webhooks ------------------------------------------------------------
     def planned_statuses(self, entry: LedgerEntry) -> list[tuple[str, float, dict | None]]:
@@ -387,40 +567,38 @@ class Sandbox:
         return events
 
     def status_payload(self, entry: LedgerEntry, statuses: list[tuple[str, float, dict | None]]) -> dict:
-        number = self.numbers.get(entry.phone_number_id)
-        out = []
-        for status, ts, error in statuses:
-            item: dict[str, Any] = {"id": entry.wamid, "status": status, "timestamp": str(int(ts)),
-                                    "recipient_id": entry.to.lstrip("+")}
-            if entry.biz_opaque_callback_data:
-                item["biz_opaque_callback_data"] = entry.biz_opaque_callback_data
-            if status != "failed":
-                item["pricing"] = {"billable": True, "pricing_model": "PMP", "category": "marketing"}
-            if error:
-                item["errors"] = [{"code": error["code"], "title": error["title"], "message": error["title"],
-                                   "error_data": {"details": error["title"]}}]
-            out.append(item)
-        return self._envelope({"statuses": out}, number)
+        """A status messages webhook: contacts, statuses with recipient_user_id, pricing, conversation (old
+        webhook versions) and errors[], as in Meta's reference (include/sandbox/lifecycle.py status_value)."""
+        from include.sandbox import lifecycle
 
-    def inbound_payload(self, from_phone: str, text: str, pnid: str, name: str = "Advisor") -> dict:
-        number = self.numbers.get(pnid)
-        msg_id = "wamid." + secrets.token_hex(16)
-        wa_id = from_phone.lstrip("+")
-        msg = {"from": wa_id, "id": msg_id, "timestamp": str(int(_now())), "type": "text", "text": {"body": text}}
-        self.inbound.append({"from": from_phone, "text": text, "id": msg_id, "phone_number_id": pnid})
-        return self._envelope({"contacts": [{"profile": {"name": name}, "wa_id": wa_id}], "messages": [msg]}, number)
+        return self._envelope(lifecycle.status_value(self, entry, statuses), self.numbers.get(entry.phone_number_id))
+
+    def inbound_payload(self, from_phone: str, text: str, pnid: str, name: str = "Advisor", kind: str = "text",
+                        **reply: Any) -> dict:
+        """An incoming messages webhook: a text, a template quick-reply `button` or an `interactive` reply
+        (`reply`: payload, reply_id, interactive_type, description); see lifecycle.inbound_value."""
+        from include.sandbox import lifecycle
+
+        value, msg_id = lifecycle.inbound_value(self, from_phone.lstrip("+"), pnid, kind, text, name=name, **reply)
+        self.inbound.append({"from": from_phone, "text": text, "type": kind, "id": msg_id, "phone_number_id": pnid})
+        return self._envelope(value, self.numbers.get(pnid))
 
     def user_preferences_payload(self, phone: str, preference: str, pnid: str, name: str = "Advisor") -> dict:
         """A user stopped or resumed marketing messages in WhatsApp's "Offers and announcements" setting: Meta's
         `user_preferences` webhook field, shaped as in
         https://developers.facebook.com/documentation/business-messaging/whatsapp/webhooks/reference/user_preferences
         """
+        from include.sandbox import lifecycle
+
         number = self.numbers.get(pnid)
         wa_id = phone.lstrip("+")
         detail = f"User requested to {preference} marketing messages"
         self.preferences.append({"wa_id": wa_id, "value": preference, "phone_number_id": pnid})
-        return self._envelope({"contacts": [{"profile": {"name": name}, "wa_id": wa_id}],
-                               "user_preferences": [{"wa_id": wa_id, "detail": detail, "category": "marketing_messages",
+        # user_id (the business-scoped user ID) in contacts and in the preference: lifecycle.BSUID_PAGE.
+        user_id = lifecycle.bsuid(wa_id, self.settings.waba_id)
+        return self._envelope({"contacts": [lifecycle.contact(self, wa_id, name)],
+                               "user_preferences": [{"wa_id": wa_id, "user_id": user_id,
+                                                     "detail": detail, "category": "marketing_messages",
                                                      "value": preference, "timestamp": int(_now())}]},
                               number, field="user_preferences")
 

@@ -1,6 +1,10 @@
 """Webhook delivery from the sandbox to the configured callback, the way Meta delivers them:
 signed with X-Hub-Signature-256, at least once (configurable duplicates), possibly out of
 order (configurable reordering), and retried with backoff while the receiver answers an error.
+
+The dispatcher is also the sandbox's clock for timed faults (template paused at T, quality RED at T): its
+scheduler wakes when one is due and fires it, so the lifecycle webhook goes out on time even when no API
+request arrives (include/sandbox/lifecycle.py).
 """
 from __future__ import annotations
 
@@ -15,6 +19,8 @@ from collections import Counter
 
 import httpx
 import msgspec
+
+from include.sandbox.lifecycle import next_fault_at
 
 log = logging.getLogger(__name__)
 
@@ -58,6 +64,27 @@ class WebhookDispatcher:
     def pending(self) -> int:
         return len(self._heap) + (self._queue.qsize() if self._queue else 0)
 
+    def kick(self) -> None:
+        """Wake the scheduler now (a timed fault was set or changed)."""
+        if self._wake is not None:
+            self._wake.set()
+
+    def _fire_due_faults(self) -> float | None:
+        """Fire the timed faults that are due; seconds until the next one, or None."""
+        due = next_fault_at(self.sandbox)
+        if due is None:
+            return None
+        if due <= time.time():
+            try:
+                self.sandbox.apply_scheduled_faults()
+            except Exception:
+                log.exception("timed faults could not be applied; retrying in 1 s")  # the clock keeps running
+                return 1.0
+            due = next_fault_at(self.sandbox)
+            if due is None:
+                return None
+        return max(0.0, due - time.time())
+
     def schedule(self, payload: dict, delay_s: float, attempt: int = 1) -> None:
         heapq.heappush(self._heap, (time.monotonic() + max(0.0, delay_s), next(self._seq), payload, attempt))
         self.stats["scheduled"] += 1
@@ -89,11 +116,14 @@ class WebhookDispatcher:
     async def _scheduler(self) -> None:
         assert self._queue is not None and self._wake is not None
         while True:
+            fault_in = self._fire_due_faults()
             now = time.monotonic()
             while self._heap and self._heap[0][0] <= now:
                 _, _, payload, attempt = heapq.heappop(self._heap)
                 self._queue.put_nowait((payload, attempt))
             timeout = (self._heap[0][0] - now) if self._heap else 1.0
+            if fault_in is not None:
+                timeout = min(timeout, fault_in)
             self._wake.clear()
             try:
                 await asyncio.wait_for(self._wake.wait(), timeout=max(0.001, timeout))

@@ -218,10 +218,14 @@ def test_unknown_number_and_admin_bad_json(sandbox):
 
 
 def test_http_status_per_code_is_configurable(sandbox):
-    sandbox.configure(http_status={"131056": 400}, pair_burst=1)
+    sandbox.configure(pair_burst=1)
     httpx.post(f"{sandbox.url}/v21.0/{PNID}/messages", headers=AUTH, json=message("+919812345678"))
     r = httpx.post(f"{sandbox.url}/v21.0/{PNID}/messages", headers=AUTH, json=message("+919812345678"))
-    assert r.status_code == 400 and r.json()["error"]["code"] == 131056
+    assert r.status_code == 400 and r.json()["error"]["code"] == 131056  # Meta's status (DEFAULT_HTTP_STATUS)
+    sandbox.configure(http_status={"131056": 429})  # (a config change also refills the buckets)
+    httpx.post(f"{sandbox.url}/v21.0/{PNID}/messages", headers=AUTH, json=message("+919812345678"))
+    r = httpx.post(f"{sandbox.url}/v21.0/{PNID}/messages", headers=AUTH, json=message("+919812345678"))
+    assert r.status_code == 429 and r.json()["error"]["code"] == 131056
 
 
 def test_ledger_proves_nothing_sent_twice(sandbox):

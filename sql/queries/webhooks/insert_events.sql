@@ -1,5 +1,6 @@
 -- Store a batch of webhook events; a replay (same dedupe key: wamid + status + timestamp for statuses,
--- message id for inbound messages, wa_id + preference + timestamp for user_preferences) is ignored.
+-- message id for inbound messages, wa_id + preference + timestamp for user_preferences, what changed + entry.time
+-- for lifecycle webhooks) is ignored.
 -- Returns the rows that were new.
 -- raw_body: the signed request body on the first event of each request, 'sha256:<hex>' of that body on the
 -- request's other events (a 1,000-update webhook is stored once, not 1,000 times); when the first event was
