@@ -218,7 +218,7 @@ class ShardSender:
         self._last_rewind = time.monotonic()
         self._template_hit: tuple[str, str, WhatsAppError] | None = None
         self._templates_in_use: set[tuple[str, str]] = set()  # (name, language) this unit sends or will send
-        self._tier_seen: str | None = None
+        self._tier_seen: str | None = None  # the last messaging tier checked against the plan
         self._held: dict[str, int] = {}  # template -> sends WhatsApp held for quality assessment (pacing)
 
     # -- database helpers (sync SQLAlchemy, run in a thread so sends keep flowing) ------------------
@@ -516,26 +516,24 @@ class ShardSender:
         if number.quality_rating == "RED":
             self._rotate("number quality RED reported by WhatsApp (phone_number_quality_update) mid-run")
         tier = getattr(number, "messaging_tier", None)
-        if self._tier_seen is None:
+        if tier != self._tier_seen:
             self._tier_seen = tier
-        elif tier != self._tier_seen:
-            self._tier_changed(self._tier_seen, tier)
-            self._tier_seen = tier
+            self._check_tier(tier)
 
-    def _tier_changed(self, old: str | None, new: str | None) -> None:
-        """A messaging-limit change mid-run: page when the new limit no longer covers today's recipients
-        (the limit is shared by the portfolio's numbers, so rotating would not help)."""
+    def _check_tier(self, tier: str | None) -> None:
+        """The number's messaging limit (kept current by phone_number_quality_update): page when it does not
+        cover today's recipients. The limit is shared by the portfolio's numbers, so rotating would not help."""
         try:
-            limit = numbers.tier_limit(new or "")
+            limit = numbers.tier_limit(tier or "")
         except ValueError:
-            limit = None
+            return  # an unknown tier is the 05:50 check's finding, not a reason to page mid-run
         with self.engine.connect() as conn:
             planned = conn.execute(query("fanout/planned_count"), {"business_date": self.unit.business_date}).scalar()
         if limit is not None and planned and limit < planned:
-            self._alert_once(f"tier-drop:{new}", Alert(
-                Severity.P1, f"Messaging limit dropped to {new} mid-run: below today's {planned} recipients",
-                {"number": self.number.phone_number_id, "was": old, "now": new, "limit (unique recipients/24 h)": limit,
-                 "what happens": "sends past the limit fail with 131049/131056; the SLA check will show them"},
+            self._alert_once(f"tier-below-plan:{tier}", Alert(
+                Severity.P1, f"Messaging limit {tier} is below today's {planned} recipients",
+                {"number": self.number.phone_number_id, "limit (unique recipients/24 h)": limit,
+                 "what happens": "sends past the limit fail (131049/131056); the SLA check will show them"},
                 RunRef.from_context(self.context)))
 
     def _check_number_quality(self) -> None:

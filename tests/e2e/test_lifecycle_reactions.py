@@ -120,3 +120,17 @@ def test_template_pacing_is_counted_and_pages_p1(app_db, sandbox):
     assert scalar(app_db, "SELECT count(*) FROM deliveries WHERE status = 'accepted'") == planned
     posts = [p["payload"]["text"] for p in sandbox.slack_posts()]
     assert any(t.startswith("[P1]") and "pacing template daily_pack_v1" in t for t in posts), posts
+
+
+def test_a_messaging_limit_below_todays_recipients_by_webhook_pages_p1(app_db, sandbox, receiver):
+    from tests.e2e.test_delivery_fanout import _send_all
+
+    planned = planned_world(app_db, advisors=300, research_digits="")
+    assert planned > 250
+    post_signed(receiver, meta_webhook("webhook_phone_quality_flagged.json", display_phone_number="918000000003",
+                                       event="DOWNGRADE", max_daily_conversations_per_business="TIER_250"))
+    assert scalar(app_db, "SELECT messaging_tier FROM sending_numbers WHERE phone_number_id = '100000000000003'") \
+        == "TIER_250"
+    _send_all(app_db, sandbox, jitter_honoured=False)
+    posts = [p["payload"]["text"] for p in sandbox.slack_posts()]
+    assert any(t.startswith("[P1]") and f"TIER_250 is below today's {planned} recipients" in t for t in posts), posts
