@@ -71,6 +71,31 @@ def test_a_manual_run_for_another_day_is_refused_and_sends_nothing(dag, app_db, 
 
 
 # -- driving one sender unit directly (the body of a mapped send_shard task) -----------------------
+def sender_killed_after(accepted: int, sandbox, pg_server, engine, unit: dict) -> None:
+    """Run one unit in its own process, as a send_shard task would, and SIGKILL it once the sandbox has
+    accepted `accepted` messages: whatever it had claimed stays 'sending', its fate unwritten."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from tests.support import ROOT, TEST_TOKEN
+
+    script = (
+        "from include.db import get_engine; from include.delivery import send_unit, SenderOptions;"
+        "from include.whatsapp import WhatsAppSettings;"
+        f"s=WhatsAppSettings(base_url={sandbox.url!r}, access_token={TEST_TOKEN!r}, waba_id='200000000000001');"
+        f"send_unit(get_engine({pg_server.url(engine.url.database)!r}), s, {unit!r}, SenderOptions(jitter_honoured=False))")
+    proc = subprocess.Popen([sys.executable, "-c", script], cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)},
+                            start_new_session=True)
+    deadline = time.monotonic() + 60
+    while sandbox.ledger_stats()["accepted"] < accepted and time.monotonic() < deadline:
+        time.sleep(0.05)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+
+
 def _settings(sandbox):
     from include.whatsapp import WhatsAppSettings
     from tests.support import TEST_TOKEN
@@ -144,16 +169,10 @@ def test_a_fast_number_gets_one_unit_per_segment_that_share_its_rate_through_lea
     first._release()
 
 
-def test_crash_mid_batch_then_retry_sends_nobody_twice_and_loses_nobody(app_db, sandbox, receiver, pg_server,
-                                                                        tmp_path):
-    import os
-    import signal
-    import subprocess
-    import sys
+def test_crash_mid_batch_then_retry_sends_nobody_twice_and_loses_nobody(app_db, sandbox, receiver, pg_server):
     import time
 
     from include.delivery import enqueue, send_unit
-    from tests.support import ROOT
 
     planned_world(app_db, advisors=200, research_digits="")
     enqueue(app_db, DAY)
@@ -161,23 +180,15 @@ def test_crash_mid_batch_then_retry_sends_nobody_twice_and_loses_nobody(app_db, 
     with app_db.begin() as c:  # one unit with all the rows, so the crash is surely mid-batch
         c.execute(sa.text("UPDATE delivery_plan SET shard = 0, segment = 'equity', phone_number_id = '100000000000001'"))
     unit = {"business_date": str(DAY), "shard": 0, "segment": "equity"}
-    script = (
-        "import json,sys; from include.db import get_engine; from include.delivery import send_unit, SenderOptions;"
-        "from include.whatsapp import WhatsAppSettings;"
-        f"s=WhatsAppSettings(base_url={sandbox.url!r}, access_token='test-token-not-secret', waba_id='200000000000001');"
-        f"send_unit(get_engine({pg_server.url(app_db.url.database)!r}), s, {unit!r}, SenderOptions(jitter_honoured=False))")
-    proc = subprocess.Popen([sys.executable, "-c", script], cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)},
-                            start_new_session=True)
-    deadline = time.monotonic() + 60
-    while sandbox.ledger_stats()["accepted"] < 40 and time.monotonic() < deadline:
-        time.sleep(0.05)
-    os.killpg(proc.pid, signal.SIGKILL)
-    proc.wait()
+    sender_killed_after(40, sandbox, pg_server, app_db, unit)
     sent_before_crash = sandbox.ledger_stats()["accepted"]
     assert 40 <= sent_before_crash < 190, "the crash must land mid-run"
     in_doubt = scalar(app_db, "SELECT count(*) FROM deliveries WHERE status = 'sending'")
     assert in_doubt > 0  # claimed rows whose fate the dead process never wrote down
-    time.sleep(2.5)
+    deadline = time.monotonic() + 10  # the retry judges them once they are older than stale_sending_s (2 s)
+    while scalar(app_db, "SELECT count(*) FROM deliveries WHERE status = 'sending' "
+                         "AND sending_at > now() - interval '2 seconds'") and time.monotonic() < deadline:
+        time.sleep(0.05)
     result = send_unit(app_db, _settings(sandbox), unit, _options(sandbox, jitter_honoured=False))  # the task retry
     assert result["reconciled_accepted"] > 0
     assert_no_duplicates_and_nothing_lost(app_db, sandbox)

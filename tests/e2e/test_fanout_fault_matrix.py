@@ -7,18 +7,14 @@ a PostgreSQL restart mid-run, and a unit that runs out of time. Every one ends w
 ledger and no loss: each planned row is terminal or explicitly reported as unknown."""
 from __future__ import annotations
 
-import os
-import signal
 import socket
-import subprocess
-import sys
 import threading
 import time
 
 import pytest
 import sqlalchemy as sa
 
-from tests.e2e.test_delivery_fanout import _all_units, _options, _send_all, _settings
+from tests.e2e.test_delivery_fanout import _all_units, _options, _send_all, _settings, sender_killed_after
 from tests.world import DAY, planned_world, rows, scalar
 
 pytestmark = pytest.mark.e2e
@@ -66,23 +62,13 @@ def one_unit_with_every_row(engine):
 
 def test_sigkill_mid_batch_with_webhooks_60s_late_keeps_in_doubt_rows_unknown(app_db, sandbox, receiver, pg_server):
     from include.delivery import enqueue, send_unit
-    from tests.support import ROOT
 
     planned_world(app_db, advisors=200, research_digits="")
     enqueue(app_db, DAY)
     unit = one_unit_with_every_row(app_db)
     sandbox.configure(webhooks={"sent_delay_s": 60, "delivered_delay_s": 61, "read_delay_s": 62})
     sandbox.faults(latency_ms_median=40, latency_ms_p99=80)
-    script = (
-        "from include.db import get_engine; from include.delivery import send_unit, SenderOptions;"
-        "from include.whatsapp import WhatsAppSettings;"
-        f"s=WhatsAppSettings(base_url={sandbox.url!r}, access_token='test-token-not-secret', waba_id='200000000000001');"
-        f"send_unit(get_engine({pg_server.url(app_db.url.database)!r}), s, {unit!r}, SenderOptions(jitter_honoured=False))")
-    proc = subprocess.Popen([sys.executable, "-c", script], cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)},
-                            start_new_session=True)
-    wait_until(lambda: sandbox.ledger_stats()["accepted"] >= 40, 60, "40 accepted sends")
-    os.killpg(proc.pid, signal.SIGKILL)
-    proc.wait()
+    sender_killed_after(40, sandbox, pg_server, app_db, unit)
     sent_before_crash = sandbox.ledger_stats()["accepted"]
     assert 40 <= sent_before_crash < 190, "the crash must land mid-run"
     assert statuses(app_db).get("sending", 0) > 0  # claimed rows whose fate the dead process never wrote down
