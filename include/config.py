@@ -205,4 +205,5 @@ SENDER_KILL_SWITCH_POLL_S = _env_float("SENDER_KILL_SWITCH_POLL_S", 0.25)
 # Paused time does not use up a unit's deadline; a pause longer than this fails the unit with a P0 and the
 # rows queued (resume, then retry the task or run ops_backfill_delivery).
 SENDER_MAX_PAUSE_S = _env_int("SENDER_MAX_PAUSE_S", 3600)
+SENDER_PROGRESS_LOG_S = _env_float("SENDER_PROGRESS_LOG_S", 5.0)  # a sender's progress line in its task log
 RENDER_PUBLIC_BASE_URL = _env_str("RENDER_PUBLIC_BASE_URL", "https://cdn.example.in/packs")

@@ -19,7 +19,7 @@ import random
 import threading
 import time
 import uuid
-from collections import deque
+from collections import Counter, deque
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -87,6 +87,7 @@ class SenderOptions:
     settle_poll_s: float = config.UNKNOWN_SETTLE_POLL_S
     kill_switch_poll_s: float = config.SENDER_KILL_SWITCH_POLL_S
     max_pause_s: float = config.SENDER_MAX_PAUSE_S
+    progress_log_s: float = config.SENDER_PROGRESS_LOG_S
     actor: str = "delivery_fanout"
 
 
@@ -220,6 +221,9 @@ class ShardSender:
         self._templates_in_use: set[tuple[str, str]] = set()  # (name, language) this unit sends or will send
         self._tier_seen: str | None = None  # the last messaging tier checked against the plan
         self._held: dict[str, int] = {}  # template -> sends WhatsApp held for quality assessment (pacing)
+        self._failed_by_class: Counter[str] = Counter()  # permanent failures by error class (progress log)
+        self._open_at_start = 0
+        self._last_progress = (time.monotonic(), 0)  # (when, accepted then): the progress log's rate window
 
     # -- database helpers (sync SQLAlchemy, run in a thread so sends keep flowing) ------------------
     def _q(self, name: str):
@@ -424,6 +428,8 @@ class ShardSender:
         log.info("%s: %s failed permanently: %s", self.unit.label, mask_phone(row.phone_e164), err.title)
         self._outcome(row, "failed", error=err, attempt_outcome="failed")
         self.result.failed += 1
+        with self._lock:
+            self._failed_by_class[str(err.error_class)] += 1
 
     # -- the kill switch: its own lane -------------------------------------------------------------
     def _read_kill_switch(self) -> bool:
@@ -461,9 +467,33 @@ class ShardSender:
                         type(exc).__name__)
 
     # -- slow control: number health, rotation, templates, monitoring --------------------------------
+    def progress_line(self, now: float, final: bool = False) -> str:
+        """What an operator reads in the task log every few seconds: sent, by outcome, the rate against the
+        number's limit, and what is left (rows open when the unit started minus the ones it settled)."""
+        r = self.result
+        since, accepted_then = self._last_progress
+        rate = (r.accepted - accepted_then) / max(0.001, now - since)
+        with self._lock:
+            by_class = dict(self._failed_by_class)
+        failed = ", ".join(f"{k} {n}" for k, n in sorted(by_class.items())) or "none"
+        done = r.accepted + r.failed + r.skipped
+        left = max(0, self._open_at_start - done)
+        limit = self.bucket.ceiling if self.bucket else 0.0
+        head = "finished" if final else "progress"
+        return (f"{self.unit.label} {head}: {r.accepted} accepted, {r.failed} failed ({failed}), {r.skipped} skipped, "
+                f"{r.retried} retried, {r.unknown} unknown outcome, {r.held} held; "
+                f"{rate:.1f} msg/s against a limit of {limit:.1f} msg/s on {self.number.display_phone}; "
+                f"{'paused; ' if self.paused else ''}{left} of {self._open_at_start} left")
+
+    def _log_progress(self, now: float) -> None:
+        if now - self._last_progress[0] >= self.opt.progress_log_s:
+            log.info("%s", self.progress_line(now))
+            self._last_progress = (now, self.result.accepted)
+
     def _slow_control(self) -> None:
         """Runs in a worker thread beside the pacing loop; may wait on Slack or the Graph API."""
         now = time.monotonic()
+        self._log_progress(now)
         self._react_to_lifecycle_state()
         if now - self._last_number_check >= self.opt.number_check_s:
             self._last_number_check = now
@@ -619,6 +649,10 @@ class ShardSender:
         self._initial_bucket()
         await self._db(self._load_templates_in_use)
         await self._db(self._settle_unknown)
+        opened = await self._db(self._remaining)
+        self._open_at_start = opened.queued + opened.unresolved
+        log.info("%s starts: %d messages to send from %s (%.0f msg/s)", self.unit.label, self._open_at_start,
+                 self.number.display_phone, self.number.throughput_mps)
         self.paused = await self._db(self._read_kill_switch)
         await self._tick()  # the lease is live (peers see this sender) before the first send
         # A template paused or a number flagged before this unit started is acted on before its first send.
@@ -753,6 +787,9 @@ class ShardSender:
         self.result.unknown_left = left.unresolved
         self.result.stopped_reason = self.stop_reason
         self.result.elapsed_s = round(time.monotonic() - self.started, 2)
+        self._last_progress = (self.started, 0)  # the closing line's rate is the whole run's
+        log.info("%s", self.progress_line(time.monotonic(), final=True)
+                 + f"; {left.queued} still queued, {left.unresolved} unknown; {self.result.elapsed_s:.1f} s")
         ref = RunRef.from_context(self.context)
         if self.stop_reason == "auth":
             self._alert_once("auth-190", Alert(

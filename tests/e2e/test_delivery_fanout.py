@@ -354,3 +354,37 @@ def test_5xx_and_timeouts_still_reach_99_percent(dag, app_db, sandbox, receiver,
     assert accepted / planned >= 0.99
     assert sum(r["unknown"] for r in results) > 0  # timeouts happened and were reconciled, not resent blindly
     assert_no_duplicates_and_nothing_lost(app_db, sandbox)
+
+
+def test_a_sender_logs_its_progress_every_few_seconds_and_a_closing_summary(app_db, sandbox):
+    """An operator reading a send_shard log sees counts by outcome, the rate against the limit and what is left."""
+    import logging
+
+    planned_world(app_db, advisors=120, research_digits="7")  # ...7 is refused for good (131026)
+    with app_db.begin() as c:  # spread one unit's sends over ~3 s
+        c.execute(sa.text("UPDATE delivery_plan SET shard = 0, segment = 'equity', phone_number_id = '100000000000001',"
+                          " jitter_ms = (advisor_id * 37) % 3000"))
+    from include.delivery import send_unit
+
+    class Lines(logging.Handler):  # Airflow's logging setup may not propagate to pytest's caplog
+        def __init__(self):
+            super().__init__(logging.INFO)
+            self.lines: list[str] = []
+
+        def emit(self, record):
+            self.lines.append(record.getMessage())
+
+    logger, handler = logging.getLogger("include.delivery"), Lines()
+    logger.addHandler(handler)
+    level, logger.level = logger.level, logging.INFO
+    try:
+        send_unit(app_db, _settings(sandbox), _all_units(app_db)[0], _options(sandbox, progress_log_s=0.5))
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(level)
+    lines = handler.lines
+    progress = [m for m in lines if " progress: " in m]
+    assert len(progress) >= 3, lines
+    assert all("msg/s against a limit of" in m and " left" in m for m in progress)
+    final = [m for m in lines if " finished: " in m]
+    assert len(final) == 1 and "failed (permanent_recipient 1)" in final[0] and "0 still queued" in final[0], final
