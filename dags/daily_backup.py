@@ -14,7 +14,8 @@ from include.dagkit import default_args, ist_cron
 
 
 @dag(dag_id="daily_backup", schedule=ist_cron(config.SCHEDULE_DAILY_BACKUP), catchup=False, max_active_runs=1,
-     tags=["maintenance", "backup"], default_args=default_args(), doc_md=__doc__)
+     tags=["maintenance", "backup"], default_args=default_args(), doc_md=__doc__,
+     description="03:30 IST: pg_dump the app DB and prove it restores (state as of run time)")
 def daily_backup():
     from include import maintenance as m
 

@@ -26,6 +26,36 @@ from include.dagkit import business_date, default_args, ist_cron
 
 
 
+BACKFILL_DOC = """
+### Deliver a past business date — `ops_backfill_delivery`
+
+Runbook *"Deliver a past business date"*: the 06:00 fan-out did not run or did not finish for a day
+(scheduler down, kill switch held, a late scheduled run refused with a P0) and that day's packs must
+still go out. The scheduled `delivery_fanout` only ever delivers today; this DAG is the one way to send
+for another date.
+
+| Param | Meaning |
+|---|---|
+| `business_date` | Required, `YYYY-MM-DD` (IST). Today or a past date; a future date is refused |
+| `reason` | Required (at least 3 characters); recorded in `audit_log` with your user name |
+| `honour_jitter` | Spread sends over the plan's jitter offsets (default off: a backfill sends as fast as allowed) |
+
+`authorise_backfill` validates the request and writes the audit row **before** anything is sent. A date
+whose deliveries were already archived by retention (`weekly_maintenance`) is **refused**: past retention
+"already sent" can no longer be checked, so sending could message advisors twice. A bad parameter fails the
+run at once, without retries, and is reported in the task log (it does not page on-call).
+
+Then the same tasks as the fan-out run for that date (`prepare_send_queue`, `send_shard` mapped,
+`validate_delivery_sla`): a missing plan is built first, rows already sent are skipped (same idempotency
+key), so rerunning it sends nothing twice. The kill switch, DNC re-check and rate limits all apply.
+
+**Not Airflow's Backfill.** Airflow's generic backfill (`airflow backfill create`, the UI's *Backfill*)
+would create runs of `delivery_fanout` for a range of past schedule slots: no reason, no audit row, no
+archived-date refusal, and a whole range at once. Such a run is refused in `prepare_send_queue` and sends
+nothing; use this DAG: one authorised, audited date at a time.
+"""
+
+
 def _fanout(resolve_date, scheduled_dag: bool):
     """The fan-out tasks, shared by the scheduled DAG and the operator backfill."""
 
@@ -36,14 +66,14 @@ def _fanout(resolve_date, scheduled_dag: bool):
         ctx = get_current_context()
         return run_prepare_send_queue(ctx, resolve_date(ctx, day), scheduled_dag)
 
-    @task(map_index_template="{{ unit_label }}", retries=3, retry_delay=dt.timedelta(seconds=5),
-          retry_exponential_backoff=0)
+    # Rendered from the mapped argument itself, so the UI shows the shard label while the task runs
+    # (Airflow renders map_index_template before execution too, apache/airflow#57208), not only at the end.
+    @task(map_index_template="{{ task.op_kwargs['unit']['label'] }}", retries=3,
+          retry_delay=dt.timedelta(seconds=5), retry_exponential_backoff=0)
     def send_shard(unit: dict) -> dict:
         from include.delivery import run_send_shard
 
-        ctx = get_current_context()
-        ctx["unit_label"] = f"{unit['number']} · shard {unit['shard']} · {' → '.join(unit.get('segments') or [unit['segment']])}"
-        return run_send_shard(unit, ctx)
+        return run_send_shard(unit, get_current_context())
 
     @task(trigger_rule="all_done")
     def validate_delivery_sla(day: str | None = None) -> dict:
@@ -77,6 +107,7 @@ def _backfill_date(ctx, day):
 
 @dag(dag_id="delivery_fanout", schedule=ist_cron(config.SCHEDULE_DELIVERY_FANOUT), catchup=False,
      max_active_runs=1, tags=["delivery"], default_args=default_args(), doc_md=__doc__,
+     description="06:00 IST: send today's plan over WhatsApp (today's date)",
      params={
          "business_date": Param(None, type=["null", "string"], format="date",
                                 description="Leave empty for today in IST. Only today is accepted here: "
@@ -93,7 +124,8 @@ def delivery_fanout():
 
 
 @dag(dag_id="ops_backfill_delivery", schedule=None, catchup=False, max_active_runs=1, tags=["ops", "delivery"],
-     default_args=default_args(retries=1), doc_md=__doc__,
+     default_args=default_args(retries=1), doc_md=BACKFILL_DOC,
+     description="Operator: deliver a past business date (the date you give), audited",
      params={
          "business_date": Param(type="string", format="date", description="The past business date to deliver."),
          "reason": Param("", type="string", minLength=3, description="Recorded in the audit log."),

@@ -23,6 +23,7 @@ from include.dagkit import default_args, ist_cron
 
 @dag(dag_id="monthly_maintenance", schedule=ist_cron(config.SCHEDULE_MONTHLY_MAINTENANCE), catchup=False,
      max_active_runs=1, tags=["maintenance"], default_args=default_args(), doc_md=__doc__,
+     description="1st Sunday 01:00 IST: DR drill, compliance audit, capacity, library refresh (last month)",
      params={"business_date": Param(None, type=["null", "string"], format="date",
                                     description="Run as of this date (the review covers the month before it).")})
 def monthly_maintenance():

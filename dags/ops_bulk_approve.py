@@ -17,6 +17,7 @@ from include.dagkit import acting_user, default_args, fail_fast_on_bad_input
 
 @dag(dag_id="ops_bulk_approve", schedule=None, catchup=False, tags=["ops", "content"], max_active_runs=1,
      default_args=default_args(retries=1), doc_md=__doc__,
+     description="Operator: approve a date's low-risk pending packs in bulk (the date you give), audited",
      params={
          "business_date": Param(type="string", format="date", title="Business date",
                                 description="The date whose pending packs to approve (YYYY-MM-DD)."),

@@ -26,6 +26,7 @@ REASON = Param("", type="string", minLength=3, title="Reason", description="Reco
 
 @dag(dag_id="ops_retry_failed_deliveries", schedule=None, catchup=False, tags=["ops", "delivery"],
      default_args=default_args(retries=1), doc_md=__doc__, max_active_runs=1,
+     description="Operator: re-queue retryable failed sends (given date, default today), audited",
      params={"business_date": DATE, "reason": REASON})
 def ops_retry_failed_deliveries():
     @task
@@ -44,6 +45,7 @@ def ops_retry_failed_deliveries():
 
 @dag(dag_id="ops_rotate_number", schedule=None, catchup=False, tags=["ops", "delivery"],
      default_args=default_args(retries=1), doc_md=__doc__, max_active_runs=1,
+     description="Operator: move a shard to a hot-spare number (given date onwards, default today), audited",
      params={"business_date": DATE,
              "from_number": Param("", type="string", pattern="^[0-9]{5,20}$", title="From phone_number_id"),
              "to_number": Param("", type="string", pattern="^[0-9]{5,20}$", title="To phone_number_id"),

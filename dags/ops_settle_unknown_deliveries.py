@@ -23,6 +23,7 @@ from include.dagkit import acting_user, default_args, fail_fast_on_bad_input
 
 @dag(dag_id="ops_settle_unknown_deliveries", schedule=None, catchup=False, tags=["ops", "delivery"],
      default_args=default_args(retries=1), doc_md=__doc__, max_active_runs=1,
+     description="Operator: resend or close sends of unknown outcome (given date, default today), audited",
      params={
          "business_date": Param(None, type=["null", "string"], format="date", title="Business date",
                                 description="YYYY-MM-DD in IST; empty means today."),

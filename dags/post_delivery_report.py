@@ -31,6 +31,7 @@ from include.dagkit import default_args
      schedule=MultipleCronTriggerTimetable(*config.SCHEDULES_POST_DELIVERY_REPORT, timezone=config.TIMEZONE_NAME),
      catchup=False, max_active_runs=1, tags=["delivery", "reporting"], default_args=default_args(),
      doc_md=__doc__,
+     description="06:05/06:15/06:30 IST: reconcile webhooks, KPIs, SLA, daily report (today's date)",
      params={
          "business_date": Param(None, type=["null", "string"], format="date",
                                 description="Leave empty for today in IST."),

@@ -5,7 +5,7 @@ Runbook *"05:50 pre-delivery check"*. For today's business date (IST, from `run_
 
 | Task | Runbook step |
 |---|---|
-| `check_system_health` | App DB round trip and pool, render storage writable, WhatsApp API answers with a valid token |
+| `check_system_health` | App DB round trip and pool, render storage writable, WhatsApp API answers with a valid token; the kill switch left paused is a P1 (who paused it, when, why) |
 | `check_whatsapp_numbers` | Quality per number (YELLOW = P1; RED rotates its shard to the hot spare and pages), status, throughput, messaging tier vs today's recipients |
 | `check_templates` | Every needed template APPROVED; PAUSED/DISABLED switches to the approved backup (P1), none left = P0 |
 | `check_content_ready` | Approval queue empty; every due advisor has a QC-passed render or an evergreen fallback (assigned here if missing) |
@@ -26,6 +26,7 @@ DELIVERY_PLAN = Asset("delivery_plan")
 
 @dag(dag_id="pre_delivery_check", schedule=ist_cron(config.SCHEDULE_PRE_DELIVERY_CHECK), catchup=False,
      max_active_runs=1, tags=["delivery", "checks"], default_args=default_args(), doc_md=__doc__,
+     description="05:50 IST: health, numbers, templates, content, kill switch; build the plan (today's date)",
      params={
          "business_date": Param(None, type=["null", "string"], format="date",
                                 description="Leave empty for today in IST."),

@@ -31,6 +31,7 @@ from include.dagkit import default_args, ist_cron
 
 @dag(dag_id="weekly_maintenance", schedule=ist_cron(config.SCHEDULE_WEEKLY_MAINTENANCE), catchup=False,
      max_active_runs=1, tags=["maintenance"], default_args=default_args(), doc_md=__doc__,
+     description="Sundays 02:00 IST: DB upkeep, render cleanup, retention, backup, dependency drift (as of run date)",
      params={"dry_run": Param(False, type="boolean",
                               description="Report what every step would do (vacuum, reindex, archive, render "
                                           "cleanup, airflow db clean, backup) and change nothing.")})

@@ -119,7 +119,8 @@ class Alert:
 def post(alert: Alert, conn_id: str = config.SLACK_CONN_ID) -> bool:
     """Post to Slack. Returns False (and logs) instead of raising: an alert must never fail the task
     that raises it, and the same facts are always in the task log."""
-    log.warning("ALERT %s | %s | %s", alert.text(), dict(alert.facts), list(alert.details)[:5])
+    level = logging.INFO if alert.severity is Severity.INFO else logging.WARNING
+    log.log(level, "ALERT %s | %s | %s", alert.text(), dict(alert.facts), list(alert.details)[:5])
     try:
         from airflow.providers.slack.hooks.slack_webhook import SlackWebhookHook
 
@@ -184,9 +185,18 @@ def _current_context() -> Mapping[str, Any] | None:
 
 
 def on_task_failure(context: Mapping[str, Any]) -> None:
-    """Task-level on_failure_callback: a P1 with the exception; the DAG decides paging separately."""
+    """Task-level on_failure_callback: a P1 with the exception; the DAG decides paging separately.
+
+    An operator's refused input (`OperatorInputError`: a typo in a Param, a wrong date, an empty reason) is
+    not an incident: it is logged for the operator who triggered the run and nothing is posted to on-call."""
+    from include.dagkit import OperatorInputError
+
     exc = context.get("exception")
     ref = RunRef.from_context(context)
+    if isinstance(exc, OperatorInputError):
+        log.warning("OPERATOR INPUT REFUSED %s.%s (run %s): %s. Nothing was changed; fix the parameter and "
+                    "trigger the DAG again.", ref.dag_id, ref.task_id, ref.run_id, exc)
+        return
     post(Alert(Severity.P1, f"Task failed: {ref.dag_id}.{ref.task_id}",
                {"exception": f"{type(exc).__name__}: {exc}"[:500] if exc else "unknown",
                 "try": ref.try_number}, ref))

@@ -7,6 +7,8 @@ from collections.abc import Mapping
 from contextlib import contextmanager
 from typing import Any
 
+from airflow.sdk.exceptions import AirflowFailException
+
 from include import config
 from include.alerting import on_task_failure
 from include.dates import business_date_from_run_after
@@ -65,12 +67,15 @@ def operator_date(context: Mapping[str, Any]) -> dt.date:
     return parse_business_date(given, allow_future=False) if given else ist_today()
 
 
+class OperatorInputError(AirflowFailException):
+    """An operator's Params or input were refused (a typo, a wrong date, an empty reason). The task fails at once
+    without retrying, and `on_task_failure` tells the operator in the task log instead of paging on-call."""
+
+
 @contextmanager
 def fail_fast_on_bad_input():
-    """Turn ValueError (bad operator input) into AirflowFailException: fail now, do not retry."""
+    """Turn ValueError (bad operator input) into OperatorInputError: fail now, do not retry, do not page."""
     try:
         yield
     except ValueError as exc:
-        from airflow.sdk.exceptions import AirflowFailException
-
-        raise AirflowFailException(f"bad parameter: {exc}") from exc
+        raise OperatorInputError(f"bad parameter: {exc}") from exc

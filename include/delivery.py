@@ -166,7 +166,8 @@ def units_for(engine: Engine, business_date: dt.date, max_units: int = config.MA
         for segs in groups:
             unit = Unit(business_date, r.shard, segs, peers=len(groups)).as_dict()
             unit.update(number=number, open_rows=sum(n for seg, n in zip(r.segments, r.open_rows, strict=True)
-                                                     if seg in segs))
+                                                     if seg in segs),
+                        label=f"{number} · shard {r.shard} · {' → '.join(segs)}")  # the mapped task's name in the UI
             units.append(unit)
     # Segment-group order first, so however few executor slots run at once, the first groups go first.
     order = {seg: i for i, seg in enumerate(config.SEGMENTS)}
@@ -890,6 +891,16 @@ def refuse_dates_other_than_today(requested: dt.date, today: dt.date) -> None:
                          "backfill; trigger ops_backfill_delivery with the date and a reason (it is audited)")
 
 
+def refuse_generic_backfill(context: dict) -> None:
+    """Airflow's generic Backfill of `delivery_fanout` would send past dates with no reason, no audit row and no
+    archived-date check: only `ops_backfill_delivery` delivers a past date."""
+    from include.dagkit import run_type
+
+    if run_type(context.get("dag_run")) == "backfill":
+        raise ValueError("Airflow's Backfill does not deliver packs: a past date is sent only through "
+                         "ops_backfill_delivery, with a reason, an audit row and the archived-date check")
+
+
 def run_prepare_send_queue(context: dict, business_date: dt.date, scheduled_dag: bool) -> list[dict]:
     """Body of `prepare_send_queue`: on the scheduled DAG, the late-start guard and today-only for a date an
     operator typed; then prepare_fanout."""
@@ -904,8 +915,9 @@ def run_prepare_send_queue(context: dict, business_date: dt.date, scheduled_dag:
             refuse_late_scheduled_start(context)
         except LateStart as exc:
             raise AirflowFailException(str(exc)) from exc  # retrying later would only be later
-        if (context.get("params") or {}).get("business_date"):
-            with fail_fast_on_bad_input():
+        with fail_fast_on_bad_input():
+            refuse_generic_backfill(context)
+            if (context.get("params") or {}).get("business_date"):
                 refuse_dates_other_than_today(business_date, ist_today())
     return prepare_fanout(get_engine(), business_date)
 

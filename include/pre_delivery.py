@@ -32,6 +32,8 @@ def system_health(engine: Engine, client: WhatsAppClient) -> CheckResult:
         result.facts["db_pool"] = engine.pool.status()
     except Exception as exc:  # noqa: BLE001 - any DB failure is the finding
         result.escalate(Severity.P0, f"app database unreachable: {exc}")
+    else:
+        kill_switch(engine, result)
     try:
         probe = render_root() / f".healthcheck-{uuid.uuid4().hex}"
         probe.parent.mkdir(parents=True, exist_ok=True)
@@ -48,6 +50,18 @@ def system_health(engine: Engine, client: WhatsAppClient) -> CheckResult:
         result.escalate(Severity.P0, f"WhatsApp API check failed ({exc.error_class.value}, code {exc.code}): {exc}")
     result.summary = "healthy" if result.ok else f"{len(result.items)} problem(s)"
     return result
+
+
+def kill_switch(engine: Engine, result: CheckResult) -> None:
+    """A kill switch left paused means the 06:00 fan-out will send nothing: a P1 finding with who paused it,
+    when and why, so it is resumed (or kept paused) on purpose before 06:00."""
+    from include.ops_controls import sending_state
+
+    state = sending_state(engine)
+    result.facts["kill_switch"] = state.describe()
+    if state.paused:
+        result.escalate(Severity.P1, f"kill switch is PAUSED ({state.describe()}): the 06:00 fan-out will send "
+                                     "nothing until ops_resume_sending is run")
 
 
 def whatsapp_numbers(engine: Engine, client: WhatsAppClient, business_date: dt.date, actor: str) -> CheckResult:

@@ -22,21 +22,40 @@ API_VERSION = "v21.0"
 SANDBOX_CANARY_PHONES = "+919900000001,+919900000011,+919900000021,+919900000031"
 
 
+# Airflow signs its API JWTs with HS512; PyJWT warns (InsecureKeyLengthWarning) below a 64-byte key.
+MIN_JWT_SECRET_BYTES = 64
+
+
+def new_jwt_secret() -> str:
+    """A JWT signing secret of 86 URL-safe characters (64 random bytes), above HS512's 64-byte minimum."""
+    return secrets.token_urlsafe(MIN_JWT_SECRET_BYTES)
+
+
+def _write_secrets(path: Path, values: dict[str, str]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(values, indent=2))
+    path.chmod(0o600)
+
+
 def load_or_create_secrets(data_dir: Path) -> dict[str, str]:
+    """The stack's secrets, generated once into `secrets.json`. A stored JWT secret shorter than 64 bytes (older
+    data folders had 43 characters) is replaced and the file rewritten: sessions signed with it end once."""
     path = data_dir / "secrets.json"
     if path.exists():
-        return json.loads(path.read_text())
+        values = json.loads(path.read_text())
+        if len(str(values.get("jwt_secret") or "").encode()) < MIN_JWT_SECRET_BYTES:
+            values["jwt_secret"] = new_jwt_secret()
+            _write_secrets(path, values)
+        return values
     values = {
         "whatsapp_token": "sandbox-" + secrets.token_urlsafe(24),
         "app_secret": secrets.token_hex(16),
         "verify_token": secrets.token_urlsafe(12),
-        "jwt_secret": secrets.token_urlsafe(32),
+        "jwt_secret": new_jwt_secret(),
         "api_secret_key": secrets.token_urlsafe(32),
         "fernet_key": base64.urlsafe_b64encode(secrets.token_bytes(32)).decode(),
     }
-    data_dir.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(values, indent=2))
-    path.chmod(0o600)
+    _write_secrets(path, values)
     return values
 
 

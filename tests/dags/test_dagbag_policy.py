@@ -52,6 +52,20 @@ def test_every_dag_has_owner_tags_retries_and_docs(dagbag):
             assert task.on_failure_callback, f"{dag.dag_id}.{task.task_id} has no failure alert"
 
 
+def test_every_dag_has_a_one_line_description(dagbag):
+    for dag in _dags(dagbag):
+        desc = (dag.description or "").strip()
+        assert desc, f"{dag.dag_id} has no description"
+        assert len(desc) <= 120 and "\n" not in desc, f"{dag.dag_id}: description is not one short line: {desc!r}"
+
+
+def test_backfill_dag_has_its_own_doc(dagbag):
+    backfill, fanout = dagbag.dags["ops_backfill_delivery"], dagbag.dags["delivery_fanout"]
+    assert backfill.doc_md != fanout.doc_md
+    for needle in ("business_date", "reason", "honour_jitter", "audit", "archived", "Airflow's generic backfill"):
+        assert needle in backfill.doc_md, f"ops_backfill_delivery doc_md does not mention {needle!r}"
+
+
 def test_scheduled_dags_use_ist_timetables(dagbag):
     for dag in _dags(dagbag):
         tt = dag.timetable

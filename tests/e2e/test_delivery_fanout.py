@@ -45,6 +45,9 @@ def test_happy_path_accepts_more_than_99_percent(dag, app_db, sandbox, airflow_d
     assert scalar(app_db, "SELECT max(attempts) FROM deliveries") >= 3
     maps = rows(app_db, "SELECT count(DISTINCT (shard, segment)) FROM delivery_plan")[0][0]
     assert 1 < maps <= 64
+    # Each mapped sender is named by its number, shard and segment groups (rendered from its argument).
+    labels = [ti.rendered_map_index for ti in dr.get_task_instances() if ti.task_id == "send_shard"]
+    assert labels and all(lb and lb.startswith("+91") and " · shard " in lb for lb in labels), labels
     summary = [p["payload"]["text"] for p in sandbox.slack_posts()]
     assert any("Delivery fan-out summary" in t for t in summary)
     assert not any(t.startswith("[P0]") for t in summary), summary
@@ -56,16 +59,21 @@ def test_happy_path_accepts_more_than_99_percent(dag, app_db, sandbox, airflow_d
 
 @pytest.mark.parametrize("offset_days, message", [(-1, "ops_backfill_delivery"), (1, "in the future")])
 def test_a_manual_run_for_another_day_is_refused_and_sends_nothing(dag, app_db, sandbox, airflow_db, offset_days,
-                                                                   message):
+                                                                   message, caplog):
     import datetime as dt
+    import logging
 
     day = TODAY + dt.timedelta(days=offset_days)
     planned_world(app_db, advisors=40, research_digits="", day=day)
-    dr = dag.test(run_conf={"business_date": str(day), "honour_jitter": False})
+    with caplog.at_level(logging.INFO, logger="include.alerting"):
+        dr = dag.test(run_conf={"business_date": str(day), "honour_jitter": False})
     assert dr.state == "failed"
     assert sandbox.ledger_stats()["accepted"] == 0 and scalar(app_db, "SELECT count(*) FROM deliveries") == 0
+    # An operator's typo does not page on-call: no P1 "Task failed" post; the refusal is in the task log.
     posts = [p["payload"] for p in sandbox.slack_posts()]
-    assert any(message in str(p) for p in posts), posts
+    assert not any("Task failed" in str(p) or message in str(p) for p in posts), posts
+    refused = [r.getMessage() for r in caplog.records if "OPERATOR INPUT REFUSED" in r.getMessage()]
+    assert any(message in m and "prepare_send_queue" in m for m in refused), refused
     prepare = next(t for t in dr.get_task_instances() if t.task_id == "prepare_send_queue")
     assert prepare.state == "failed" and prepare.try_number == 1  # an operator's typo is not retried
 

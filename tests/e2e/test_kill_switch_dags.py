@@ -34,6 +34,22 @@ def test_pause_then_resume_records_audit_rows(app_db, sandbox, airflow_db):
     assert all(r.actor for r in rows)
 
 
+def test_pause_and_resume_are_announced_on_slack_with_who_and_why(app_db, sandbox, airflow_db):
+    assert _dag("ops_pause_sending").test(run_conf={"reason": "wrong chart in today's pack"}).state == "success"
+    posts = [p["payload"] for p in sandbox.slack_posts()]
+    assert len(posts) == 1, posts
+    pause = posts[0]
+    assert pause["text"].startswith("[P1] [ops_pause_sending.pause_sending]") and "PAUSED" in pause["text"]
+    by = sending_state(app_db).changed_by
+    assert by in pause["text"] and "wrong chart in today's pack" in str(pause["blocks"])
+    assert "ops_resume_sending" in str(pause["blocks"])
+
+    assert _dag("ops_resume_sending").test(run_conf={"reason": "chart fixed"}).state == "success"
+    resume = [p["payload"] for p in sandbox.slack_posts()][-1]
+    assert resume["text"].startswith("[info] [ops_resume_sending.resume_sending]") and "resumed" in resume["text"]
+    assert "chart fixed" in str(resume["blocks"])
+
+
 @pytest.mark.parametrize("reason", ["", "  "])
 def test_empty_reason_fails_and_changes_nothing(app_db, sandbox, airflow_db, reason):
     dag = _dag("ops_pause_sending")
@@ -45,3 +61,4 @@ def test_empty_reason_fails_and_changes_nothing(app_db, sandbox, airflow_db, rea
     assert failed
     assert not sending_state(app_db).paused
     assert _audit(app_db) == []
+    assert not any("PAUSED" in p["payload"]["text"] for p in sandbox.slack_posts())

@@ -46,6 +46,21 @@ def test_healthy_world_passes_and_writes_the_plan(dag, app_db, sandbox, airflow_
     assert post["text"].startswith("[info]") and "all checks passed" in post["text"]
 
 
+def test_kill_switch_left_paused_is_a_p1_finding_with_who_when_and_why(dag, app_db, sandbox, airflow_db):
+    from include.ops_controls import set_sending_paused
+
+    seed(app_db)
+    make_ready(app_db)
+    set_sending_paused(app_db, True, "investigating a wrong disclaimer", "alice")
+    assert run(dag).state == "success"
+    c = checks(app_db)["system_health"]
+    assert c.severity == "P1" and not c.ok
+    item = next(i for i in c.items if "kill switch is PAUSED" in i)
+    assert "alice" in item and "investigating a wrong disclaimer" in item and " IST" in item
+    post = summary(sandbox)
+    assert post["text"].startswith("[P1]") and "kill switch is PAUSED" in str(post["blocks"])
+
+
 def test_yellow_number_warns_p1(dag, app_db, sandbox, airflow_db):
     seed(app_db)
     make_ready(app_db)

@@ -30,7 +30,7 @@ def api_server(app_db, airflow_db, tmp_path, monkeypatch):
                        "airflow.api_fastapi.auth.managers.simple.simple_auth_manager.SimpleAuthManager")
     monkeypatch.setenv("AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS", "admin:admin")
     monkeypatch.setenv("AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE", str(passwords))
-    monkeypatch.setenv("AIRFLOW__API_AUTH__JWT_SECRET", "test-jwt-secret-" + "x" * 32)
+    monkeypatch.setenv("AIRFLOW__API_AUTH__JWT_SECRET", "test-jwt-secret-" + "x" * 64)  # >= 64 bytes: HS512
     monkeypatch.setenv("AIRFLOW_CONN_WHATSAPP_CLOUD", json.dumps({
         "conn_type": "http", "host": "http://127.0.0.1:9", "password": "unused",
         "extra": {"waba_id": "200000000000001", "app_secret": APP_SECRET, "verify_token": VERIFY_TOKEN}}))

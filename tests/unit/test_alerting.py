@@ -37,6 +37,40 @@ def test_failure_callback_posts_the_exception(sandbox):
     assert "RuntimeError: token expired" in str(payload["blocks"])
 
 
+def test_operator_input_error_is_logged_for_the_operator_not_posted(sandbox, caplog):
+    import logging
+
+    import pytest
+
+    from include.dagkit import OperatorInputError, fail_fast_on_bad_input
+
+    with pytest.raises(OperatorInputError) as raised, fail_fast_on_bad_input():
+        raise ValueError("business_date 2026-13-01 is not a date")
+    from airflow.sdk.exceptions import AirflowFailException
+
+    assert isinstance(raised.value, AirflowFailException)  # still fails at once, without retries
+    ctx = {**_ctx(), "exception": raised.value}
+    with caplog.at_level(logging.INFO, logger="include.alerting"):
+        alerting.on_task_failure(ctx)
+    assert sandbox.slack_posts() == []
+    refused = [r for r in caplog.records if "OPERATOR INPUT REFUSED" in r.getMessage()]
+    assert refused and refused[0].levelno == logging.WARNING
+    assert "bad parameter: business_date 2026-13-01 is not a date" in refused[0].getMessage()
+
+
+def test_alert_log_level_follows_severity(monkeypatch, caplog):
+    import logging
+
+    monkeypatch.setenv("AIRFLOW_CONN_SLACK_ALERTS",
+                       '{"conn_type": "slackwebhook", "password": "http://127.0.0.1:9/slack/webhook/x"}')
+    with caplog.at_level(logging.INFO, logger="include.alerting"):
+        for sev in Severity:
+            alerting.post(Alert(sev, f"level check {sev.value}"))
+    levels = {r.getMessage().split("]")[0].removeprefix("ALERT ["): r.levelno
+              for r in caplog.records if r.getMessage().startswith("ALERT")}
+    assert levels == {"P0": logging.WARNING, "P1": logging.WARNING, "P2": logging.WARNING, "info": logging.INFO}
+
+
 def test_unreachable_slack_never_raises(monkeypatch, sandbox):
     monkeypatch.setenv("AIRFLOW_CONN_SLACK_ALERTS",
                        '{"conn_type": "slackwebhook", "password": "http://127.0.0.1:9/slack/webhook/x"}')

@@ -77,3 +77,13 @@ def test_delivery_fanout_delivers_today_only(requested, message):
     refuse_dates_other_than_today(dt.date(2026, 11, 23), dt.date(2026, 11, 23))  # today passes
     with pytest.raises(ValueError, match=message):
         refuse_dates_other_than_today(requested, dt.date(2026, 11, 23))
+
+
+def test_airflows_generic_backfill_of_delivery_fanout_is_refused():
+    """Only ops_backfill_delivery (reason, audit, archived-date check) delivers a past date."""
+    from include.delivery import refuse_generic_backfill
+
+    refuse_generic_backfill(_ctx("manual"))  # an operator's run of today passes
+    refuse_generic_backfill(_ctx("scheduled"))
+    with pytest.raises(ValueError, match="ops_backfill_delivery"):
+        refuse_generic_backfill(_ctx("backfill"))
