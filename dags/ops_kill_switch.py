@@ -4,7 +4,8 @@
 Runbook: *"Stop all WhatsApp sending now"* and *"Resume sending"*.
 
 Trigger from the UI with a **reason** (required; it goes into `audit_log` with your user name).
-The delivery sender checks the switch continuously: a pause stops new sends within 2 s and leaves
+The delivery senders poll the switch every 0.25 s on a lane of their own (a hanging Slack or Graph call
+cannot delay it): a pause stops new sends within a second and leaves
 the remaining rows queued; resume continues them without sending anything twice.
 
 Each flip is announced on the on-call Slack channel with who, when and why: a pause is a **P1**
