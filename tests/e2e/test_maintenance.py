@@ -359,7 +359,9 @@ def test_weekly_maintenance_dry_run_changes_nothing(dags, app_db, data_dir, sand
     with app_db.connect().execution_options(isolation_level="AUTOCOMMIT") as c:
         c.execute(sa.text("VACUUM webhook_events"))
         c.execute(sa.text("CREATE EXTENSION IF NOT EXISTS pgstattuple"))  # so the dry run can measure bloat
-    execute(app_db, "UPDATE deliveries SET updated_at = now()")  # dead tuples: what upkeep would VACUUM
+    # Dead tuples: what upkeep would VACUUM. Autovacuum must not clean them up before the dry run looks.
+    execute(app_db, "ALTER TABLE deliveries SET (autovacuum_enabled = false)")
+    execute(app_db, "UPDATE deliveries SET updated_at = now()")
     # Backends report table statistics lazily (PostgreSQL 15+): wait until the dead tuples are visible.
     deadline = time.monotonic() + 30
     while scalar(app_db, "SELECT n_dead_tup FROM pg_stat_user_tables WHERE relname = 'deliveries'") == 0:
