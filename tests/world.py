@@ -66,3 +66,16 @@ def send_everything(engine, sandbox):
     settings = WhatsAppSettings(base_url=sandbox.url, access_token=TEST_TOKEN, waba_id="200000000000001")
     for unit in prepare_fanout(engine, DAY):
         send_unit(engine, settings, unit, SenderOptions(jitter_honoured=False))
+
+
+def failed_deliveries(engine, day: dt.date, codes) -> list[int]:
+    """One failed delivery (3 attempts) per error code, for the first advisors; returns their ids."""
+    with engine.begin() as c:
+        aids = [r[0] for r in c.execute(sa.text("SELECT advisor_id FROM advisors ORDER BY advisor_id LIMIT :n"),
+                                        {"n": len(codes)})]
+        for aid, code in zip(aids, codes, strict=True):
+            c.execute(sa.text("INSERT INTO deliveries (idempotency_key, business_date, advisor_id, to_phone, status,"
+                              " attempts, error_code, error_title, failed_at) SELECT CAST(:d AS text) || ':' ||"
+                              " advisor_id, :d, advisor_id, phone_e164, 'failed', 3, :code, 'x', now() FROM advisors"
+                              " WHERE advisor_id = :a"), {"d": day, "a": aid, "code": code})
+    return aids

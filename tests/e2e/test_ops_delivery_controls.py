@@ -5,7 +5,7 @@ import pytest
 import sqlalchemy as sa
 
 from include.dates import ist_today
-from tests.world import rows, scalar, seed
+from tests.world import failed_deliveries, rows, scalar, seed
 
 pytestmark = pytest.mark.e2e
 TODAY = ist_today()
@@ -28,15 +28,7 @@ def _run(dag, conf):
 
 
 def _failed_deliveries(engine, codes):
-    with engine.begin() as c:
-        aids = [r[0] for r in c.execute(sa.text("SELECT advisor_id FROM advisors ORDER BY advisor_id LIMIT :n"),
-                                        {"n": len(codes)})]
-        for aid, code in zip(aids, codes, strict=True):
-            c.execute(sa.text("INSERT INTO deliveries (idempotency_key, business_date, advisor_id, to_phone, status,"
-                              " attempts, error_code, error_title, failed_at) SELECT CAST(:d AS text) || ':' || advisor_id,"
-                              " :d, advisor_id, phone_e164, 'failed', 3, :code, 'x', now() FROM advisors WHERE advisor_id = :a"),
-                      {"d": TODAY, "a": aid, "code": code})
-    return aids
+    return failed_deliveries(engine, TODAY, codes)
 
 
 def test_retry_requeues_only_retryable_failures(dags, app_db, sandbox, airflow_db):

@@ -1,11 +1,10 @@
 """ops_retry_failed_deliveries re-sends only what the explicit table (include/whatsapp.ERROR_CLASSES)
 classes as retryable; a code that is not in the table is unknown and is never re-sent."""
 import pytest
-import sqlalchemy as sa
 
 from include.ops import retry_failed_deliveries, retryable_code
 from include.whatsapp import ERROR_CLASSES, RETRYABLE, ErrorClass
-from tests.world import DAY, rows, scalar, seed
+from tests.world import DAY, failed_deliveries, rows, scalar, seed
 
 RETRIED = [
     (130429, "rate limit hit"), (80007, "WABA rate limit"), (4, "too many calls"), (131056, "pair rate limit"),
@@ -63,14 +62,7 @@ def test_table_classes_of_the_codes_the_review_named():
 def test_retry_requeues_only_table_retryable_codes_and_reports_unknown_ones(app_db):
     seed(app_db, advisors=12)
     codes = [131031, 133010, 130472, 132012, 999999, 131000, 503, 130429]
-    with app_db.begin() as c:
-        aids = [r[0] for r in c.execute(sa.text("SELECT advisor_id FROM advisors ORDER BY advisor_id LIMIT :n"),
-                                        {"n": len(codes)})]
-        for aid, code in zip(aids, codes, strict=True):
-            c.execute(sa.text("INSERT INTO deliveries (idempotency_key, business_date, advisor_id, to_phone, status,"
-                              " attempts, error_code, error_title, failed_at) SELECT CAST(:d AS text) || ':' ||"
-                              " advisor_id, :d, advisor_id, phone_e164, 'failed', 3, :code, 'x', now() FROM advisors"
-                              " WHERE advisor_id = :a"), {"d": DAY, "a": aid, "code": code})
+    failed_deliveries(app_db, DAY, codes)
     out = retry_failed_deliveries(app_db, DAY, "storm is over", "ops@test")
     assert out["requeued"] == 3 and out["retryable_codes"] == [503, 130429, 131000]
     assert out["unknown_codes_kept"] == ["999999"]
