@@ -18,23 +18,23 @@ $(STAMP): requirements-lock.txt
 	@touch $(STAMP)
 
 run: venv
-	$(PY) -m include.devstack.stack run --advisors $(ADVISORS)
+	$(PY) -m devtools.devstack.stack run --advisors $(ADVISORS)
 
 stop: venv
-	$(PY) -m include.devstack.stack stop
+	$(PY) -m devtools.devstack.stack stop
 
 status: venv
-	$(PY) -m include.devstack.stack status
+	$(PY) -m devtools.devstack.stack status
 
 sandbox: venv
-	$(PY) -m include.sandbox.server
+	$(PY) -m devtools.sandbox.server
 
 test: venv
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 lint: venv
 	$(VENV)/bin/ruff check --select AIR dags plugins include
-	$(VENV)/bin/ruff check dags plugins include tests bench
+	$(VENV)/bin/ruff check dags plugins include devtools tests bench
 
 bench: venv
 	$(PY) -m bench.run_all

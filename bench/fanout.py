@@ -34,9 +34,9 @@ PARALLELISM = int(os.environ.get("BENCH_PARALLELISM", "6"))  # the LocalExecutor
 
 def _send(args):
     db_url, sandbox_url, unit = args
-    from include.db import get_engine
-    from include.delivery import SenderOptions, send_unit
-    from include.whatsapp import WhatsAppSettings
+    from include.core.db import get_engine
+    from include.delivery.fanout import SenderOptions, send_unit
+    from include.whatsapp.client import WhatsAppSettings
 
     settings = WhatsAppSettings(base_url=sandbox_url, access_token=TEST_TOKEN, waba_id="200000000000001")
     profile_dir = os.environ.get("BENCH_PROFILE")  # a cProfile dump per unit, to see where a sender's CPU goes
@@ -85,7 +85,7 @@ def _naive(sandbox_url: str, engine, seconds: float) -> float:
     """One synchronous request at a time per shard, no pooling tricks, time-boxed: accepted msg/s."""
     import threading
 
-    from include.whatsapp import build_template_message
+    from include.whatsapp.client import build_template_message
 
     with engine.connect() as c:
         by_number = {}
@@ -117,7 +117,9 @@ def _naive(sandbox_url: str, engine, seconds: float) -> float:
 
 
 def run_case(n: int, setup: str, latency_ms: float, naive_seconds: float, mp_context) -> dict:
-    from include import content, demo_world, planning
+    from include.content import readiness as content
+    from devtools import demo_world
+    from include.delivery import planning
 
     sb = SandboxProcess(Path(tempfile.mkdtemp()))
     try:
@@ -129,7 +131,7 @@ def run_case(n: int, setup: str, latency_ms: float, naive_seconds: float, mp_con
             plan = planning.build_plan(engine, DAY, TEMPLATES)
             if latency_ms:
                 sb.faults(latency_ms_median=latency_ms, latency_ms_p99=latency_ms * 4)
-            from include.delivery import enqueue, units_for
+            from include.delivery.fanout import enqueue, units_for
 
             t0 = time.perf_counter()
             enqueue(engine, DAY)

@@ -82,9 +82,11 @@ def _ts(value: str | None) -> dt.datetime | None:
 
 def run(advisors: int, setup: str, latency_ms: float, webhooks: bool) -> dict:
     from bench.fanout import _configure_numbers
-    from include import content, db, planning
-    from include.dates import ist_today
-    from include.devstack.pg import EmbeddedPostgres
+    from include.content import readiness as content
+    from include.core import db
+    from include.delivery import planning
+    from include.core.dates import ist_today
+    from devtools.devstack.pg import EmbeddedPostgres
 
     data_dir = Path(tempfile.mkdtemp(prefix="fa-bench-dag-"))
     proc, urls = _start_stack(data_dir, advisors)

@@ -13,7 +13,9 @@ import sqlalchemy as sa
 
 from bench.common import median, write_result
 from bench.support import app_database
-from include import content, demo_world, planning
+from include.content import readiness as content
+from devtools import demo_world
+from include.delivery import planning
 
 DAY = dt.date(2026, 11, 23)
 TEMPLATES = {"en": "daily_pack_v1", "hi": "daily_pack_hi_v1"}

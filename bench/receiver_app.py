@@ -2,8 +2,8 @@
 benchmark's database and secrets from the environment (uvicorn bench.receiver_app:app)."""
 import os
 
-from include.db import get_engine
-from include.webhook_receiver import ReceiverSecrets, create_app
+from include.core.db import get_engine
+from include.whatsapp.webhook_receiver import ReceiverSecrets, create_app
 
 app = create_app(lambda: get_engine(os.environ["FA_BENCH_DB_URL"]),
                  lambda: ReceiverSecrets(os.environ["FA_BENCH_APP_SECRET"], "bench"))

@@ -20,13 +20,14 @@ from multiprocessing import get_context
 
 from bench.common import write_result
 from bench.support import app_database
-from include import demo_world, nightly
+from devtools import demo_world
+from include.content import nightly_window as nightly
 
 DAY = dt.date(2026, 11, 23)
 
 
 def _batch(url: str, day: str, batch: int, count: int) -> dict:
-    from include.db import get_engine
+    from include.core.db import get_engine
 
     return nightly.render_batch(get_engine(url), dt.date.fromisoformat(day), batch, count, "approved")
 

@@ -16,7 +16,9 @@ import sqlalchemy as sa
 
 from bench.common import median, write_result
 from bench.support import app_database
-from include import content, demo_world, planning
+from include.content import readiness as content
+from devtools import demo_world
+from include.delivery import planning
 
 DAY = dt.date(2026, 11, 23)
 
@@ -72,8 +74,8 @@ def main(argv=None) -> dict:
                 c.execute(sa.text(ATTEMPTS), {"d": DAY})
                 c.execute(sa.text("ANALYZE"))
                 rows = c.execute(sa.text("SELECT count(*) FROM deliveries")).scalar_one()
-            from include import data_quality, kpis
-            from include.post_delivery import final_report
+            from include.reporting import data_quality, kpis
+            from include.reporting.post_delivery_report import final_report
 
             for _ in range(args.runs):
                 t0 = time.perf_counter()

@@ -1,6 +1,6 @@
 """Sandbox throughput with limits off: it must sustain >= 2,000 sends/s so that it is never the
 bottleneck of delivery benchmarks. The load generator is aiohttp in a separate process from the
-server (httpx itself tops out near 1,000 req/s per process, see include/whatsapp.py).
+server (httpx itself tops out near 1,000 req/s per process, see include/whatsapp/client.py).
 
     .venv/bin/python -m bench.sandbox_throughput [--seconds 10] [--concurrency 32] [--runs 3]
 """

@@ -5,8 +5,8 @@ import tempfile
 from contextlib import contextmanager
 from pathlib import Path
 
-from include import db
-from include.devstack.pg import EmbeddedPostgres
+from include.core import db
+from devtools.devstack.pg import EmbeddedPostgres
 
 
 @contextmanager

@@ -9,15 +9,15 @@ from __future__ import annotations
 
 from airflow.sdk import dag, get_current_context, task
 
-from include import config
-from include.dagkit import default_args, ist_cron
+from include.core import config
+from include.core.dagkit import default_args, ist_cron
 
 
 @dag(dag_id="daily_backup", schedule=ist_cron(config.SCHEDULE_DAILY_BACKUP), catchup=False, max_active_runs=1,
      tags=["maintenance", "backup"], default_args=default_args(), doc_md=__doc__,
      description="03:30 IST: pg_dump the app DB and prove it restores (state as of run time)")
 def daily_backup():
-    from include import maintenance as m
+    from include.maintenance import tasks as m
 
     @task
     def backup_app_db() -> dict:

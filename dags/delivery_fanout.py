@@ -21,8 +21,8 @@ import datetime as dt
 
 from airflow.sdk import Param, dag, get_current_context, task
 
-from include import config
-from include.dagkit import business_date, default_args, ist_cron
+from include.core import config
+from include.core.dagkit import business_date, default_args, ist_cron
 
 
 
@@ -61,7 +61,7 @@ def _fanout(resolve_date, scheduled_dag: bool):
 
     @task
     def prepare_send_queue(day: str | None = None) -> list[dict]:
-        from include.delivery import run_prepare_send_queue
+        from include.delivery.fanout import run_prepare_send_queue
 
         ctx = get_current_context()
         return run_prepare_send_queue(ctx, resolve_date(ctx, day), scheduled_dag)
@@ -71,14 +71,14 @@ def _fanout(resolve_date, scheduled_dag: bool):
     @task(map_index_template="{{ task.op_kwargs['unit']['label'] }}", retries=3,
           retry_delay=dt.timedelta(seconds=5), retry_exponential_backoff=0)
     def send_shard(unit: dict) -> dict:
-        from include.delivery import run_send_shard
+        from include.delivery.fanout import run_send_shard
 
         return run_send_shard(unit, get_current_context())
 
     @task(trigger_rule="all_done")
     def validate_delivery_sla(day: str | None = None) -> dict:
-        from include.db import get_engine
-        from include.delivery import validate_sla
+        from include.core.db import get_engine
+        from include.delivery.fanout import validate_sla
 
         ctx = get_current_context()
         return validate_sla(get_engine(), resolve_date(ctx, day), ctx)
@@ -86,7 +86,7 @@ def _fanout(resolve_date, scheduled_dag: bool):
     # The failed task above has already alerted: this one only turns the run red, so it alerts nobody.
     @task(trigger_rule="one_failed", on_failure_callback=None)
     def fail_run_if_a_task_failed() -> None:
-        from include.delivery import fail_run_if_a_task_failed as fail
+        from include.delivery.fanout import fail_run_if_a_task_failed as fail
 
         fail(get_current_context())
 
@@ -134,9 +134,9 @@ def delivery_fanout():
 def ops_backfill_delivery():
     @task
     def authorise_backfill() -> str:
-        from include.dagkit import acting_user, fail_fast_on_bad_input
-        from include.db import get_engine
-        from include.ops import authorise_backfill as authorise
+        from include.core.dagkit import acting_user, fail_fast_on_bad_input
+        from include.core.db import get_engine
+        from include.operations.actions import authorise_backfill as authorise
 
         ctx = get_current_context()
         with fail_fast_on_bad_input():

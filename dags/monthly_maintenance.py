@@ -17,8 +17,8 @@ from __future__ import annotations
 
 from airflow.sdk import Param, dag, get_current_context, task
 
-from include import config
-from include.dagkit import default_args, ist_cron
+from include.core import config
+from include.core.dagkit import default_args, ist_cron
 
 
 @dag(dag_id="monthly_maintenance", schedule=ist_cron(config.SCHEDULE_MONTHLY_MAINTENANCE), catchup=False,
@@ -27,7 +27,7 @@ from include.dagkit import default_args, ist_cron
      params={"business_date": Param(None, type=["null", "string"], format="date",
                                     description="Run as of this date (the review covers the month before it).")})
 def monthly_maintenance():
-    from include import maintenance as m
+    from include.maintenance import tasks as m
 
     @task
     def run_dr_drill() -> dict:

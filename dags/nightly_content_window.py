@@ -22,8 +22,8 @@ from __future__ import annotations
 
 from airflow.sdk import Asset, Param, dag, get_current_context, task
 
-from include import config
-from include.dagkit import default_args, ist_cron
+from include.core import config
+from include.core.dagkit import default_args, ist_cron
 
 RENDERED_PACKS = Asset("rendered_packs")
 
@@ -38,7 +38,7 @@ RENDERED_PACKS = Asset("rendered_packs")
                                     description="Pending packs above this many page the approvers (P2)."),
      })
 def nightly_content_window():
-    from include import nightly
+    from include.content import nightly_window as nightly
 
     @task
     def check_approval_backlog() -> dict:

@@ -11,8 +11,8 @@ from __future__ import annotations
 
 from airflow.sdk import Param, dag, get_current_context, task
 
-from include import config
-from include.dagkit import acting_user, default_args, fail_fast_on_bad_input
+from include.core import config
+from include.core.dagkit import acting_user, default_args, fail_fast_on_bad_input
 
 
 @dag(dag_id="ops_bulk_approve", schedule=None, catchup=False, tags=["ops", "content"], max_active_runs=1,
@@ -30,9 +30,9 @@ from include.dagkit import acting_user, default_args, fail_fast_on_bad_input
 def ops_bulk_approve():
     @task
     def approve_low_risk_packs() -> dict:
-        from include.dates import parse_business_date
-        from include.db import get_engine
-        from include.nightly import bulk_approve
+        from include.core.dates import parse_business_date
+        from include.core.db import get_engine
+        from include.content.nightly_window import bulk_approve
 
         ctx = get_current_context()
         p = ctx["params"]

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from airflow.sdk import Param, dag, get_current_context, task
 
-from include.dagkit import acting_user, default_args, fail_fast_on_bad_input
+from include.core.dagkit import acting_user, default_args, fail_fast_on_bad_input
 
 DATE = Param(None, type=["null", "string"], format="date", title="Business date",
              description="YYYY-MM-DD in IST; empty means today.")
@@ -31,9 +31,9 @@ REASON = Param("", type="string", minLength=3, title="Reason", description="Reco
 def ops_retry_failed_deliveries():
     @task
     def requeue_retryable_failures() -> dict:
-        from include.dagkit import operator_date
-        from include.db import get_engine
-        from include.ops import retry_failed_deliveries
+        from include.core.dagkit import operator_date
+        from include.core.db import get_engine
+        from include.operations.actions import retry_failed_deliveries
 
         ctx = get_current_context()
         with fail_fast_on_bad_input():
@@ -53,14 +53,14 @@ def ops_retry_failed_deliveries():
 def ops_rotate_number():
     @task
     def move_pending_rows() -> dict:
-        from include.dagkit import operator_date
-        from include.db import get_engine
-        from include.numbers import move_between_numbers
+        from include.core.dagkit import operator_date
+        from include.core.db import get_engine
+        from include.delivery.numbers import move_between_numbers
 
         ctx = get_current_context()
         p = ctx["params"]
         with fail_fast_on_bad_input():
-            from include.ops_controls import require_reason
+            from include.delivery.kill_switch import require_reason
 
             return move_between_numbers(get_engine(), operator_date(ctx), p["from_number"], p["to_number"],
                                         require_reason(p["reason"]), acting_user(ctx))

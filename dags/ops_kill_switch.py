@@ -16,15 +16,15 @@ from __future__ import annotations
 
 from airflow.sdk import Param, dag, get_current_context, task
 
-from include.dagkit import acting_user, default_args, fail_fast_on_bad_input
+from include.core.dagkit import acting_user, default_args, fail_fast_on_bad_input
 
 REASON = Param("", type="string", minLength=3, title="Reason",
                description="Why sending is being paused/resumed. Recorded in the audit log.")
 
 
 def _flip(paused: bool) -> dict:
-    from include.db import get_engine
-    from include.ops_controls import announce_sending_change, set_sending_paused
+    from include.core.db import get_engine
+    from include.delivery.kill_switch import announce_sending_change, set_sending_paused
 
     ctx = get_current_context()
     with fail_fast_on_bad_input():

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from airflow.sdk import Param, dag, get_current_context, task
 
-from include.dagkit import acting_user, default_args, fail_fast_on_bad_input
+from include.core.dagkit import acting_user, default_args, fail_fast_on_bad_input
 
 
 @dag(dag_id="ops_settle_unknown_deliveries", schedule=None, catchup=False, tags=["ops", "delivery"],
@@ -33,9 +33,9 @@ from include.dagkit import acting_user, default_args, fail_fast_on_bad_input
 def ops_settle_unknown_deliveries():
     @task
     def settle_unknown_sends() -> dict:
-        from include.dagkit import operator_date
-        from include.db import get_engine
-        from include.ops import settle_unknown_deliveries
+        from include.core.dagkit import operator_date
+        from include.core.db import get_engine
+        from include.operations.actions import settle_unknown_deliveries
 
         ctx = get_current_context()
         p = ctx["params"]

@@ -23,8 +23,8 @@ from __future__ import annotations
 
 from airflow.sdk import MultipleCronTriggerTimetable, Param, dag, get_current_context, task
 
-from include import config
-from include.dagkit import default_args
+from include.core import config
+from include.core.dagkit import default_args
 
 
 @dag(dag_id="post_delivery_report",
@@ -39,7 +39,7 @@ from include.dagkit import default_args
                              description="auto: from the run time (06:30 when a business_date is given)."),
      })
 def post_delivery_report():
-    from include import post_delivery as pd
+    from include.reporting import post_delivery_report as pd
 
     @task
     def reconcile_webhook_events() -> dict:
@@ -59,7 +59,7 @@ def post_delivery_report():
 
     @task.branch
     def choose_checkpoint() -> str:
-        from include.dagkit import fail_fast_on_bad_input
+        from include.core.dagkit import fail_fast_on_bad_input
 
         with fail_fast_on_bad_input():
             checkpoint = pd.resolve_checkpoint(get_current_context())

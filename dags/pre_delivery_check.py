@@ -18,8 +18,8 @@ from __future__ import annotations
 
 from airflow.sdk import Asset, Param, dag, get_current_context, task
 
-from include import config
-from include.dagkit import business_date, default_args, ist_cron
+from include.core import config
+from include.core.dagkit import business_date, default_args, ist_cron
 
 DELIVERY_PLAN = Asset("delivery_plan")
 
@@ -35,7 +35,7 @@ DELIVERY_PLAN = Asset("delivery_plan")
                                   description="Seconds over which plan rows' send offsets are spread."),
      })
 def pre_delivery_check():
-    from include import pre_delivery as pd
+    from include.delivery import pre_delivery_check as pd
 
     @task
     def check_system_health() -> dict:

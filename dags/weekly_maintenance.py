@@ -25,8 +25,8 @@ from __future__ import annotations
 
 from airflow.sdk import Param, dag, get_current_context, task
 
-from include import config
-from include.dagkit import default_args, ist_cron
+from include.core import config
+from include.core.dagkit import default_args, ist_cron
 
 
 @dag(dag_id="weekly_maintenance", schedule=ist_cron(config.SCHEDULE_WEEKLY_MAINTENANCE), catchup=False,
@@ -36,7 +36,7 @@ from include.dagkit import default_args, ist_cron
                               description="Report what every step would do (vacuum, reindex, archive, render "
                                           "cleanup, airflow db clean, backup) and change nothing.")})
 def weekly_maintenance():
-    from include import maintenance as m
+    from include.maintenance import tasks as m
 
     @task
     def run_database_upkeep() -> dict:

@@ -1,6 +1,6 @@
 """Airflow plugin: serves the WhatsApp webhook receiver from the api-server at /whatsapp/webhook.
 
-Meta (or the sandbox) calls this URL; the receiver lives in include/webhook_receiver.py. Running it
+Meta (or the sandbox) calls this URL; the receiver lives in include/whatsapp/webhook_receiver.py. Running it
 inside the api-server means no extra service to deploy, monitor or secure: it shares the api-server's
 TLS, ports and process supervision, and reads the app secret and verify token from the
 `whatsapp_cloud` connection and the database from `app_db`.
@@ -30,7 +30,7 @@ def airflow_ops_auth():
 
 @functools.cache
 def receiver_app():
-    from include.webhook_receiver import create_app
+    from include.whatsapp.webhook_receiver import create_app
 
     return create_app(ops_auth=airflow_ops_auth())
 

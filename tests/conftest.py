@@ -16,12 +16,14 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from include.devstack.env import SANDBOX_CANARY_PHONES  # noqa: E402
+from devtools.devstack.env import SANDBOX_CANARY_PHONES  # noqa: E402
+from devtools.devstack.pg import pg_bin_dir  # noqa: E402
 
-# Before include.config is imported: the canary goes to the sandbox's research numbers (production has no default).
+# Before include.core.config is imported: the canary goes to the sandbox's research numbers (production has no default).
 os.environ.setdefault("FA_CANARY_PHONES", SANDBOX_CANARY_PHONES)
+os.environ.setdefault("FA_PG_BIN_DIR", pg_bin_dir())
 
-from include.devstack.pg import EmbeddedPostgres  # noqa: E402
+from devtools.devstack.pg import EmbeddedPostgres  # noqa: E402
 from tests.support import TEST_APP_SECRET, TEST_TOKEN, TEST_VERIFY_TOKEN, SandboxProcess  # noqa: E402
 
 _STATE: dict = {}
@@ -68,7 +70,7 @@ def pg_server() -> EmbeddedPostgres:
 @pytest.fixture(scope="session")
 def app_template(pg_server) -> str:
     """A migrated, empty app database used as the template for per-test databases."""
-    from include import db
+    from include.core import db
 
     name = "app_template"
     pg_server.drop_database(name)
@@ -85,7 +87,7 @@ def app_db(pg_server, app_template, monkeypatch):
     """A fresh, migrated app database for one test; also wired as the `app_db` Airflow connection."""
     import psycopg
 
-    from include import db
+    from include.core import db
 
     name = f"app_{uuid.uuid4().hex[:10]}"
     with psycopg.connect(host=str(pg_server.socket_dir), port=5432, user="postgres", dbname="postgres",

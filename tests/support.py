@@ -31,7 +31,7 @@ def start_stack(data_dir, advisors: int):
                AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT=str(free_port()),
                AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT=str(free_port()),
                AIRFLOW__SCHEDULER__SCHEDULER_HEALTH_CHECK_SERVER_PORT=str(free_port()))
-    proc = subprocess.Popen([sys.executable, "-m", "include.devstack.stack", "run", "--advisors", str(advisors),
+    proc = subprocess.Popen([sys.executable, "-m", "devtools.devstack.stack", "run", "--advisors", str(advisors),
                              "--data-dir", str(data_dir)], cwd=ROOT, env=env, stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, text=True, start_new_session=True)
     return proc, api_port, sandbox_port
@@ -60,7 +60,7 @@ class SandboxProcess:
         env = {**os.environ, "PYTHONPATH": str(ROOT), "SANDBOX_ACCESS_TOKEN": TEST_TOKEN,
                "SANDBOX_APP_SECRET": TEST_APP_SECRET, "SANDBOX_LIMITS": "on" if limits else "off"}
         self.log = open(log_dir / f"sandbox-{self.port}.log", "wb")
-        self.proc = subprocess.Popen([sys.executable, "-m", "include.sandbox.server", "--port", str(self.port)],
+        self.proc = subprocess.Popen([sys.executable, "-m", "devtools.sandbox.server", "--port", str(self.port)],
                                      env=env, cwd=ROOT, stdout=self.log, stderr=subprocess.STDOUT,
                                      start_new_session=True)
         self.admin = httpx.Client(base_url=self.url, timeout=10)
@@ -164,7 +164,7 @@ TEST_VERIFY_TOKEN = "verify-me-please"
 
 
 class ReceiverServer:
-    """The real webhook receiver app (include/webhook_receiver.py) served by uvicorn on a loopback port,
+    """The real webhook receiver app (include/whatsapp/webhook_receiver.py) served by uvicorn on a loopback port,
     storing into the given engine's database: what the api-server plugin serves in `make run`."""
 
     def __init__(self, engine, app_secret: str = TEST_APP_SECRET, verify_token: str = TEST_VERIFY_TOKEN,
@@ -174,7 +174,7 @@ class ReceiverServer:
 
         import uvicorn
 
-        from include.webhook_receiver import ReceiverSecrets, create_app
+        from include.whatsapp.webhook_receiver import ReceiverSecrets, create_app
 
         self.app = create_app(lambda: engine, secrets_factory or (lambda: ReceiverSecrets(app_secret, verify_token)),
                               **app_options)

@@ -5,7 +5,11 @@ import datetime as dt
 
 import sqlalchemy as sa
 
-from include import content, demo_world, planning
+from include.content import readiness as content
+
+from devtools import demo_world
+
+from include.delivery import planning
 
 DAY = dt.date(2026, 11, 23)
 
@@ -59,8 +63,8 @@ def planned_world(engine, advisors=200, research_digits="12345", day: dt.date = 
 
 def send_everything(engine, sandbox):
     """Queue the day's plan and run every sender unit (the mapped send_shard bodies), jitter off."""
-    from include.delivery import SenderOptions, prepare_fanout, send_unit
-    from include.whatsapp import WhatsAppSettings
+    from include.delivery.fanout import SenderOptions, prepare_fanout, send_unit
+    from include.whatsapp.client import WhatsAppSettings
     from tests.support import TEST_TOKEN
 
     settings = WhatsAppSettings(base_url=sandbox.url, access_token=TEST_TOKEN, waba_id="200000000000001")

@@ -77,7 +77,7 @@ def test_phone_number_messaging_limit_field(sandbox):
 
 
 def test_phone_number_fields_the_client_asks_for(sandbox):
-    from include.whatsapp import PHONE_NUMBER_FIELDS
+    from include.whatsapp.client import PHONE_NUMBER_FIELDS
 
     sandbox.configure(messaging_tier="TIER_250")
     check(graph(sandbox, "GET", PNID, params={"fields": ",".join(PHONE_NUMBER_FIELDS)}),
@@ -120,7 +120,7 @@ def test_template_list_requested_fields(sandbox):
 
 
 def test_template_list_client_fields(sandbox):
-    from include.whatsapp import TEMPLATE_FIELDS
+    from include.whatsapp.client import TEMPLATE_FIELDS
 
     got = check(graph(sandbox, "GET", f"{WABA}/message_templates",
                       params={"fields": ",".join(TEMPLATE_FIELDS), "limit": 1}), "templates_page_client_fields.json")

@@ -4,7 +4,7 @@ import sqlalchemy as sa
 
 import pytest
 
-from include.dates import ist_today
+from include.core.dates import ist_today
 from tests.world import DAY, planned_world, rows, scalar
 
 pytestmark = pytest.mark.e2e
@@ -65,7 +65,7 @@ def test_a_manual_run_for_another_day_is_refused_and_sends_nothing(dag, app_db, 
 
     day = TODAY + dt.timedelta(days=offset_days)
     planned_world(app_db, advisors=40, research_digits="", day=day)
-    with caplog.at_level(logging.INFO, logger="include.alerting"):
+    with caplog.at_level(logging.INFO, logger="include.core.alerting"):
         dr = dag.test(run_conf={"business_date": str(day), "honour_jitter": False})
     assert dr.state == "failed"
     assert sandbox.ledger_stats()["accepted"] == 0 and scalar(app_db, "SELECT count(*) FROM deliveries") == 0
@@ -91,8 +91,8 @@ def sender_killed_after(accepted: int, sandbox, pg_server, engine, unit: dict) -
     from tests.support import ROOT, TEST_TOKEN
 
     script = (
-        "from include.db import get_engine; from include.delivery import send_unit, SenderOptions;"
-        "from include.whatsapp import WhatsAppSettings;"
+        "from include.core.db import get_engine; from include.delivery.fanout import send_unit, SenderOptions;"
+        "from include.whatsapp.client import WhatsAppSettings;"
         f"s=WhatsAppSettings(base_url={sandbox.url!r}, access_token={TEST_TOKEN!r}, waba_id='200000000000001');"
         f"send_unit(get_engine({pg_server.url(engine.url.database)!r}), s, {unit!r}, SenderOptions(jitter_honoured=False))")
     proc = subprocess.Popen([sys.executable, "-c", script], cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)},
@@ -105,7 +105,7 @@ def sender_killed_after(accepted: int, sandbox, pg_server, engine, unit: dict) -
 
 
 def _settings(sandbox):
-    from include.whatsapp import WhatsAppSettings
+    from include.whatsapp.client import WhatsAppSettings
     from tests.support import TEST_TOKEN
 
     return WhatsAppSettings(base_url=sandbox.url, access_token=TEST_TOKEN, waba_id="200000000000001",
@@ -113,7 +113,7 @@ def _settings(sandbox):
 
 
 def _options(sandbox, **kw):
-    from include.delivery import SenderOptions
+    from include.delivery.fanout import SenderOptions
 
     # Production mode (no sandbox evidence); short clocks so the suite stays fast. Margins stay above the
     # sandbox's webhook latency (50 ms for 'sent'), as production's 10 s stay above Meta's.
@@ -123,7 +123,7 @@ def _options(sandbox, **kw):
 
 
 def _all_units(engine):
-    from include.delivery import enqueue, units_for
+    from include.delivery.fanout import enqueue, units_for
 
     enqueue(engine, DAY)
     return units_for(engine, DAY)
@@ -133,7 +133,7 @@ def _send_all(engine, sandbox, parallel=False, **kw):
     """Run every unit: one after another (as dag.test does) or concurrently (as the scheduler does)."""
     from concurrent.futures import ThreadPoolExecutor
 
-    from include.delivery import send_unit
+    from include.delivery.fanout import send_unit
 
     units = _all_units(engine)
     if not parallel:
@@ -145,8 +145,8 @@ def _send_all(engine, sandbox, parallel=False, **kw):
 def test_a_fast_number_gets_one_unit_per_segment_that_share_its_rate_through_leases(app_db, sandbox):
     """A 1,000 msg/s number is fed by one unit per segment group. A sender starts at its planned share;
     alone it takes the whole number, and when a peer's lease appears both hold half."""
-    from include import config
-    from include.delivery import ShardSender, Unit
+    from include.core import config
+    from include.delivery.fanout import ShardSender, Unit
 
     planned_world(app_db, advisors=200, research_digits="")
     with app_db.begin() as c:
@@ -180,7 +180,7 @@ def test_a_fast_number_gets_one_unit_per_segment_that_share_its_rate_through_lea
 def test_crash_mid_batch_then_retry_sends_nobody_twice_and_loses_nobody(app_db, sandbox, receiver, pg_server):
     import time
 
-    from include.delivery import enqueue, send_unit
+    from include.delivery.fanout import enqueue, send_unit
 
     planned_world(app_db, advisors=200, research_digits="")
     enqueue(app_db, DAY)
@@ -208,7 +208,7 @@ def test_pause_stops_sends_within_2_s_and_resume_continues_without_duplicates(ap
     import threading
     import time
 
-    from include.ops_controls import set_sending_paused
+    from include.delivery.kill_switch import set_sending_paused
 
     planned_world(app_db, advisors=200, research_digits="")
     with app_db.begin() as c:  # spread the sends over ~8 s
@@ -217,7 +217,7 @@ def test_pause_stops_sends_within_2_s_and_resume_continues_without_duplicates(ap
     results = []
 
     def run_all():
-        from include.delivery import send_unit
+        from include.delivery.fanout import send_unit
 
         def one(u):
             results.append(send_unit(app_db, _settings(sandbox), u, _options(sandbox)))
@@ -263,7 +263,7 @@ def test_advisor_added_to_dnc_after_planning_is_skipped(dag, app_db, sandbox, ai
 
 
 def test_token_expiry_mid_run_stops_sending_pages_and_keeps_rows_queued(app_db, sandbox):
-    from include.delivery import AuthFailure, send_unit
+    from include.delivery.fanout import AuthFailure, send_unit
 
     planned_world(app_db, advisors=200, research_digits="")
     with app_db.begin() as c:
@@ -322,8 +322,8 @@ def test_template_paused_mid_run_switches_to_backup_variant(app_db, sandbox):
     planned_world(app_db, advisors=200, research_digits="")
     with app_db.begin() as c:
         c.execute(sa.text("UPDATE delivery_plan SET jitter_ms = (advisor_id * 37) % 5000"))
-    from include import templates
-    from include.whatsapp import WhatsAppClient
+    from include.content import templates
+    from include.whatsapp.client import WhatsAppClient
 
     with WhatsAppClient(_settings(sandbox)) as client:
         templates.sync_templates(app_db, client)
@@ -353,7 +353,7 @@ def test_5xx_and_timeouts_still_reach_99_percent(dag, app_db, sandbox, receiver,
     planned = planned_world(app_db, advisors=200, research_digits="")
     monkeypatch.setenv("FA_UNKNOWN_RESOLVE_AFTER_S", "3")
     sandbox.faults(error_5xx_rate=0.05, timeout_rate=0.02, timeout_hang_s=12)
-    from include import config
+    from include.core import config
 
     monkeypatch.setattr(config, "SENDER_STALE_SENDING_S", 2)
     monkeypatch.setattr(config, "UNKNOWN_RESOLVE_AFTER_S", 3)
@@ -372,7 +372,7 @@ def test_a_sender_logs_its_progress_every_few_seconds_and_a_closing_summary(app_
     with app_db.begin() as c:  # spread one unit's sends over ~3 s
         c.execute(sa.text("UPDATE delivery_plan SET shard = 0, segment = 'equity', phone_number_id = '100000000000001',"
                           " jitter_ms = (advisor_id * 37) % 3000"))
-    from include.delivery import send_unit
+    from include.delivery.fanout import send_unit
 
     class Lines(logging.Handler):  # Airflow's logging setup may not propagate to pytest's caplog
         def __init__(self):
@@ -382,7 +382,7 @@ def test_a_sender_logs_its_progress_every_few_seconds_and_a_closing_summary(app_
         def emit(self, record):
             self.lines.append(record.getMessage())
 
-    logger, handler = logging.getLogger("include.delivery"), Lines()
+    logger, handler = logging.getLogger("include.delivery.fanout"), Lines()
     logger.addHandler(handler)
     level, logger.level = logger.level, logging.INFO
     try:

@@ -61,7 +61,7 @@ def one_unit_with_every_row(engine):
 
 
 def test_sigkill_mid_batch_with_webhooks_60s_late_keeps_in_doubt_rows_unknown(app_db, sandbox, receiver, pg_server):
-    from include.delivery import enqueue, send_unit
+    from include.delivery.fanout import enqueue, send_unit
 
     planned_world(app_db, advisors=200, research_digits="")
     enqueue(app_db, DAY)
@@ -99,7 +99,7 @@ def test_timeouts_with_the_receiver_down_are_reported_not_resent(app_db, sandbox
 
 
 def test_post_delivery_settles_unknown_sends_when_late_webhooks_arrive(app_db, sandbox, receiver):
-    from include import post_delivery
+    from include.reporting import post_delivery_report as post_delivery
 
     planned_world(app_db, advisors=200, research_digits="")
     sandbox.configure(webhooks={"sent_delay_s": 10, "delivered_delay_s": 10.5, "read_delay_s": 11})
@@ -146,7 +146,7 @@ class HangingServer:
 def test_pause_is_honoured_within_a_second_while_slack_hangs(app_db, sandbox, monkeypatch):
     import json
 
-    from include.ops_controls import set_sending_paused
+    from include.delivery.kill_switch import set_sending_paused
 
     hanging = HangingServer()
     monkeypatch.setenv("AIRFLOW_CONN_SLACK_ALERTS", json.dumps({
@@ -180,8 +180,8 @@ def test_pause_is_honoured_within_a_second_while_slack_hangs(app_db, sandbox, mo
 
 
 def test_a_pause_longer_than_the_deadline_then_resume_delivers_everything(app_db, sandbox):
-    from include.delivery import send_unit
-    from include.ops_controls import set_sending_paused
+    from include.delivery.fanout import send_unit
+    from include.delivery.kill_switch import set_sending_paused
 
     planned_world(app_db, advisors=120, research_digits="")
     set_sending_paused(app_db, True, "drill: long pause", "tests")
@@ -202,8 +202,8 @@ def test_a_pause_longer_than_the_deadline_then_resume_delivers_everything(app_db
 
 
 def test_a_pause_past_its_limit_fails_the_unit_visibly_with_rows_queued(app_db, sandbox):
-    from include.delivery import UnitIncomplete, send_unit
-    from include.ops_controls import set_sending_paused
+    from include.delivery.fanout import UnitIncomplete, send_unit
+    from include.delivery.kill_switch import set_sending_paused
 
     planned_world(app_db, advisors=60, research_digits="")
     set_sending_paused(app_db, True, "drill: paused for good", "tests")
@@ -217,8 +217,9 @@ def test_a_pause_past_its_limit_fails_the_unit_visibly_with_rows_queued(app_db, 
 
 
 def test_a_unit_out_of_time_pages_and_fails_with_its_rows_queued(app_db, sandbox):
-    from include import config, planning
-    from include.delivery import UnitIncomplete, send_unit
+    from include.core import config
+    from include.delivery import planning
+    from include.delivery.fanout import UnitIncomplete, send_unit
 
     planned_world(app_db, advisors=80, research_digits="")
     with app_db.begin() as c:  # half the rows are due long after the (short) deadline
@@ -239,8 +240,8 @@ def test_a_unit_out_of_time_pages_and_fails_with_its_rows_queued(app_db, sandbox
 
 def test_postgres_restart_mid_run_sends_nobody_twice_and_loses_nobody(sandbox):
     """On a PostgreSQL of its own (restarting the session's server would disturb other tests)."""
-    from include import db
-    from include.devstack.pg import EmbeddedPostgres
+    from include.core import db
+    from devtools.devstack.pg import EmbeddedPostgres
     from tests.support import ReceiverServer
 
     import shutil

@@ -12,8 +12,9 @@ pytestmark = pytest.mark.e2e
 
 
 def test_failure_rate_over_2_percent_pages_during_the_window(app_db, sandbox):
-    from include import content, planning
-    from include.delivery import send_unit
+    from include.content import readiness as content
+    from include.delivery import planning
+    from include.delivery.fanout import send_unit
 
     seed(app_db, advisors=300)
     with app_db.begin() as c:  # 5% of recipients are undeliverable research numbers (131026 at the API)

@@ -2,7 +2,7 @@
 import pytest
 import sqlalchemy as sa
 
-from include.ops_controls import sending_state
+from include.delivery.kill_switch import sending_state
 
 pytestmark = pytest.mark.e2e
 

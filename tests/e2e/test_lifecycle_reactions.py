@@ -11,7 +11,7 @@ import time
 import httpx
 import pytest
 
-from include.dates import ist_today
+from include.core.dates import ist_today
 from tests.support import ROOT, TEST_APP_SECRET
 from tests.world import planned_world, scalar
 
@@ -37,7 +37,7 @@ def meta_webhook(fixture: str, **value) -> dict:
 
 
 def post_signed(receiver, body: dict) -> None:
-    from include.sandbox.webhooks import sign
+    from devtools.sandbox.webhooks import sign
 
     raw = json.dumps(body).encode()
     r = httpx.post(receiver.url, content=raw, headers={"Content-Type": "application/json",

@@ -45,7 +45,7 @@ def sent_world(engine, sandbox):
 
 # -- backups -----------------------------------------------------------------------------------------------
 def test_a_backup_really_restores_and_matches_table_by_table(app_db, data_dir, sandbox):
-    from include.backups import take_backup, verify_backup
+    from include.maintenance.backups import take_backup, verify_backup
 
     seed(app_db, advisors=120)
     make_ready(app_db)
@@ -63,7 +63,7 @@ def test_a_backup_really_restores_and_matches_table_by_table(app_db, data_dir, s
 
 
 def test_a_corrupted_backup_is_detected_and_alerts_p1(app_db, data_dir, sandbox):
-    from include.backups import take_backup, verify_backup
+    from include.maintenance.backups import take_backup, verify_backup
 
     seed(app_db, advisors=40)
     b = take_backup(app_db, "daily")
@@ -80,7 +80,7 @@ def test_a_corrupted_backup_is_detected_and_alerts_p1(app_db, data_dir, sandbox)
 
 def test_two_backups_in_the_same_second_keep_their_own_files(app_db, data_dir):
     """The file name had second resolution: a second backup overwrote the first one's file."""
-    from include.backups import take_backup, verify_backup
+    from include.maintenance.backups import take_backup, verify_backup
 
     seed(app_db, advisors=10)
     a, b = take_backup(app_db, "daily"), take_backup(app_db, "daily")
@@ -88,7 +88,7 @@ def test_two_backups_in_the_same_second_keep_their_own_files(app_db, data_dir):
     assert verify_backup(app_db, a["backup_id"]).ok and verify_backup(app_db, b["backup_id"]).ok
 
 def test_backup_retention_keeps_7_daily_and_4_weekly(app_db, data_dir):
-    from include.backups import apply_retention
+    from include.maintenance.backups import apply_retention
 
     for kind, n in (("daily", 9), ("weekly", 6)):
         for i in range(n):
@@ -106,7 +106,7 @@ def test_backup_retention_keeps_7_daily_and_4_weekly(app_db, data_dir):
 
 def test_a_backup_records_and_verifies_every_table_of_the_app_schema(app_db, data_dir, sandbox):
     """Not 10 hard-coded tables: the catalog's list at backup time, recorded with the backup."""
-    from include.backups import take_backup, verify_backup
+    from include.maintenance.backups import take_backup, verify_backup
 
     seed(app_db, advisors=30)
     execute(app_db, "CREATE TABLE added_by_a_later_migration (id int PRIMARY KEY, note text)")
@@ -141,8 +141,8 @@ def test_a_backup_records_and_verifies_every_table_of_the_app_schema(app_db, dat
 
 # -- DR drill --------------------------------------------------------------------------------------------------
 def test_dr_drill_restores_only_a_verified_backup_and_refuses_without_one(app_db, data_dir, sandbox):
-    from include.backups import take_backup, verify_backup
-    from include.dr import dr_drill
+    from include.maintenance.backups import take_backup, verify_backup
+    from include.maintenance.dr_drill import dr_drill
 
     seed(app_db, advisors=30)
     first = take_backup(app_db, "daily")["backup_id"]
@@ -172,7 +172,7 @@ def test_dr_drill_restores_only_a_verified_backup_and_refuses_without_one(app_db
 
 # -- retention -----------------------------------------------------------------------------------------------
 def test_retention_survives_a_crash_between_archive_and_delete(app_db, data_dir, sandbox):
-    from include.retention import archive_old_rows
+    from include.maintenance.retention import archive_old_rows
 
     sent_world(app_db, sandbox)
     old = DAY - dt.timedelta(days=200)
@@ -217,11 +217,13 @@ def test_retention_survives_a_crash_between_archive_and_delete(app_db, data_dir,
 
 def test_an_archived_date_is_never_queued_again_and_cannot_be_backfilled(app_db, data_dir):
     """"Never twice" outlives retention: the plan of an archived date stays, its deliveries do not."""
-    from include import config, content, planning
-    from include.db import query
-    from include.delivery import enqueue
-    from include.ops import authorise_backfill
-    from include.retention import archive_old_rows
+    from include.core import config
+    from include.content import readiness as content
+    from include.delivery import planning
+    from include.core.db import query
+    from include.delivery.fanout import enqueue
+    from include.operations.actions import authorise_backfill
+    from include.maintenance.retention import archive_old_rows
 
     seed(app_db, advisors=40)
     make_ready(app_db)
@@ -260,10 +262,10 @@ def test_an_archived_date_is_never_queued_again_and_cannot_be_backfilled(app_db,
 
 
 def test_backfill_refuses_a_date_older_than_retention(app_db):
-    from include import config
-    from include.dates import ist_today
-    from include.ops import authorise_backfill
-    from include.retention import refuse_archived_date
+    from include.core import config
+    from include.core.dates import ist_today
+    from include.operations.actions import authorise_backfill
+    from include.maintenance.retention import refuse_archived_date
 
     today = ist_today()
     too_old = today - dt.timedelta(days=config.RETENTION_DAYS + 1)
@@ -276,8 +278,8 @@ def test_backfill_refuses_a_date_older_than_retention(app_db):
 
 
 def test_cleanup_never_removes_a_render_a_pending_delivery_needs(app_db, data_dir, sandbox):
-    from include import nightly
-    from include.retention import clean_render_cache
+    from include.content import nightly_window as nightly
+    from include.maintenance.retention import clean_render_cache
 
     seed(app_db, advisors=16)
     old_day = DAY - dt.timedelta(days=120)
@@ -342,8 +344,8 @@ def _state(engine, data_dir):
 
 
 def test_weekly_maintenance_dry_run_changes_nothing(dags, app_db, data_dir, sandbox, airflow_db):
-    from include.backups import take_backup
-    from include.storage import render_root
+    from include.maintenance.backups import take_backup
+    from include.core.storage import render_root
 
     sent_world(app_db, sandbox)
     old = DAY - dt.timedelta(days=200)
@@ -423,7 +425,7 @@ def test_monthly_timetable_fires_only_on_first_sundays_for_a_year(dags):
 
 
 def test_compliance_review_finds_planted_violations(app_db, sandbox):
-    from include.compliance import review
+    from include.maintenance.compliance_review import review
 
     sent_world(app_db, sandbox)
     clean, _ = review(app_db, dt.date(2026, 11, 1), dt.date(2026, 12, 1))
@@ -450,7 +452,7 @@ def test_compliance_review_finds_planted_violations(app_db, sandbox):
 
 
 def test_capacity_projection_on_fixture_data():
-    from include.capacity import project
+    from include.maintenance.capacity import project
 
     months = [dt.date(2026, m, 1) for m in range(6, 12)]
     history = list(zip(months, [10_000, 11_000, 12_000, 13_000, 14_000, 15_000], strict=True))
@@ -469,12 +471,12 @@ def test_capacity_projection_on_fixture_data():
 
 
 def test_monthly_maintenance_drill_review_capacity_and_refreshes(dags, app_db, data_dir, sandbox, airflow_db):
-    from include.backups import take_backup, verify_backup
-    from include.pre_delivery import prepare_queue
+    from include.maintenance.backups import take_backup, verify_backup
+    from include.delivery.pre_delivery_check import prepare_queue
 
     seed(app_db, advisors=60)
     make_ready(app_db)
-    from include import content
+    from include.content import readiness as content
 
     content.assign_content(app_db, DAY)
     prepare_queue(app_db, DAY, {"en": "daily_pack_v1", "hi": "daily_pack_hi_v1"})

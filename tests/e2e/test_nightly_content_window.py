@@ -105,7 +105,7 @@ def test_nightly_window_renders_qcs_falls_back_and_canaries_and_a_rerun_redoes_n
 def test_fallback_renders_rotate_over_seven_days(app_db, sandbox):
     """With no approved content for 8 days, each advisor gets a rendered, QC-passed fallback and never
     the same evergreen pack twice within 7 days."""
-    from include import nightly
+    from include.content import nightly_window as nightly
 
     seed(app_db, advisors=24)
     execute(app_db, "UPDATE content_packs SET status = 'rejected' WHERE NOT is_evergreen_fallback")
@@ -134,7 +134,7 @@ def test_fallback_renders_rotate_over_seven_days(app_db, sandbox):
 
 
 def test_a_fallback_pack_that_fails_qc_is_replaced(app_db, sandbox):
-    from include import nightly
+    from include.content import nightly_window as nightly
 
     seed(app_db, advisors=24)
     execute(app_db, "UPDATE content_packs SET status = 'rejected' WHERE NOT is_evergreen_fallback")
@@ -153,7 +153,7 @@ def test_a_fallback_pack_that_fails_qc_is_replaced(app_db, sandbox):
 
 
 def test_backlog_alert_fires_above_the_threshold_and_not_at_it(app_db, sandbox):
-    from include.nightly import approval_backlog_check
+    from include.content.nightly_window import approval_backlog_check
 
     seed(app_db)
     pending = scalar(app_db, "SELECT count(*) FROM content_packs WHERE business_date = :d AND status = 'pending'",
@@ -186,7 +186,7 @@ def test_bulk_approve_respects_the_risk_level_and_audits_each_pack(dags, app_db,
 
 
 def test_bulk_approve_refuses_high_risk_levels(app_db):
-    from include.nightly import bulk_approve
+    from include.content.nightly_window import bulk_approve
 
     seed(app_db)
     with pytest.raises(ValueError, match="not a low risk level"):
@@ -195,10 +195,10 @@ def test_bulk_approve_refuses_high_risk_levels(app_db):
 
 
 def test_a_failing_canary_is_a_p1_and_the_pre_delivery_check_sees_it(app_db, sandbox, receiver):
-    from include import nightly
-    from include.canary import run_canary
-    from include.pre_delivery import content_ready
-    from include.whatsapp import WhatsAppHook
+    from include.content import nightly_window as nightly
+    from include.content.canary import run_canary
+    from include.delivery.pre_delivery_check import content_ready
+    from include.whatsapp.client import WhatsAppHook
 
     seed(app_db, advisors=40)
     for b in nightly.render_batches(app_db, DAY):

@@ -3,7 +3,7 @@ import datetime as dt
 
 import pytest
 
-from include.dates import ist_today
+from include.core.dates import ist_today
 from tests.world import make_ready, rows, scalar, seed
 
 pytestmark = pytest.mark.e2e

@@ -4,7 +4,7 @@ import datetime as dt
 import pytest
 import sqlalchemy as sa
 
-from include.dates import ist_today
+from include.core.dates import ist_today
 from tests.world import failed_deliveries, rows, scalar, seed
 
 pytestmark = pytest.mark.e2e
@@ -56,7 +56,8 @@ def test_retry_bad_parameters_change_nothing(dags, app_db, sandbox, airflow_db, 
 
 
 def _plan_rows(engine):
-    from include import content, planning
+    from include.content import readiness as content
+    from include.delivery import planning
 
     content.assign_content(engine, TODAY)
     planning.build_plan(engine, TODAY, {"en": "daily_pack_v1", "hi": "daily_pack_hi_v1"}, jitter_window_s=10)
@@ -104,7 +105,7 @@ def test_operator_rotation_moves_a_run_in_flight_within_a_tick(app_db, sandbox):
         time.sleep(0.02)
     conf = {"business_date": str(TODAY), "from_number": "100000000000002", "to_number": "100000000000005",
             "reason": "drill: move shard 1"}
-    from include.numbers import move_between_numbers
+    from include.delivery.numbers import move_between_numbers
 
     rotated = move_between_numbers(app_db, TODAY, conf["from_number"], conf["to_number"], conf["reason"], "tests")
     rotated_at = time.time()

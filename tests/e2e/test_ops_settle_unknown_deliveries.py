@@ -2,7 +2,7 @@
 import pytest
 import sqlalchemy as sa
 
-from include.dates import ist_today
+from include.core.dates import ist_today
 from tests.world import rows, scalar, seed
 
 pytestmark = pytest.mark.e2e

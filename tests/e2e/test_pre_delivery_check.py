@@ -47,7 +47,7 @@ def test_healthy_world_passes_and_writes_the_plan(dag, app_db, sandbox, airflow_
 
 
 def test_kill_switch_left_paused_is_a_p1_finding_with_who_when_and_why(dag, app_db, sandbox, airflow_db):
-    from include.ops_controls import set_sending_paused
+    from include.delivery.kill_switch import set_sending_paused
 
     seed(app_db)
     make_ready(app_db)

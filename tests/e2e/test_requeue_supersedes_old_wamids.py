@@ -11,7 +11,7 @@ pytestmark = pytest.mark.e2e
 
 
 def _status_event(key: str, wamid: str, status: str, ts: int) -> dict:
-    from include.webhook_receiver import parse_events
+    from include.whatsapp.webhook_receiver import parse_events
 
     body = {"object": "whatsapp_business_account", "entry": [{"id": "200000000000001", "changes": [{
         "field": "messages", "value": {"messaging_product": "whatsapp", "metadata": {
@@ -22,10 +22,10 @@ def _status_event(key: str, wamid: str, status: str, ts: int) -> dict:
 
 
 def test_old_webhooks_never_settle_or_upgrade_a_resend(app_db):
-    from include import ops
-    from include.reconcile import reconcile_webhooks
-    from include.unknown_outcomes import settle
-    from include.webhook_receiver import store
+    from include.operations import actions as ops
+    from include.reporting.webhook_reconciliation import reconcile_webhooks
+    from include.delivery.unknown_outcomes import settle
+    from include.whatsapp.webhook_receiver import store
 
     seed(app_db, advisors=5)
     aid = rows(app_db, "SELECT advisor_id FROM advisors ORDER BY 1 LIMIT 1")[0][0]

@@ -13,8 +13,10 @@ import httpx
 import pytest
 import sqlalchemy as sa
 
-from include import content, planning
-from include.reconcile import reconcile_webhooks
+from include.content import readiness as content
+
+from include.delivery import planning
+from include.reporting.webhook_reconciliation import reconcile_webhooks
 from tests.support import TEST_APP_SECRET, ReceiverServer
 from tests.world import DAY, make_ready, planned_world, rows, scalar, seed, send_everything
 

@@ -86,7 +86,7 @@ def test_a_signed_body_that_is_not_a_webhook_is_a_400_and_not_stored(app_db, rec
 
 # -- reconciliation of real sandbox webhooks ---------------------------------------------------------
 def test_reconciliation_with_duplicated_reordered_and_skipped_delivered_webhooks(app_db, sandbox, receiver):
-    from include.reconcile import reconcile_webhooks
+    from include.reporting.webhook_reconciliation import reconcile_webhooks
 
     # Research recipients: ...1 delivered, ...2 read with the delivered event skipped, ...3 fails by webhook.
     planned_world(app_db, advisors=60, research_digits="1231")
@@ -154,7 +154,7 @@ def dag():
 
 
 def delivered_world(app_db, sandbox, receiver):
-    from include.reconcile import reconcile_webhooks
+    from include.reporting.webhook_reconciliation import reconcile_webhooks
 
     planned_world(app_db, advisors=120, research_digits="23")
     sandbox.configure(webhooks={"url": receiver.url, "read_rate": 0.5,
@@ -205,7 +205,7 @@ def test_sla_checkpoint_pages_on_a_critical_failure(dag, app_db, sandbox, receiv
 
 
 def test_alert_thresholds_delivery_rate_and_opt_out_spike(app_db, sandbox):
-    from include.post_delivery import threshold_alerts
+    from include.reporting.post_delivery_report import threshold_alerts
 
     planned_world(app_db, advisors=40, research_digits="")
 

@@ -4,7 +4,7 @@ import datetime as dt
 
 import pytest
 
-from include.advisor_import import BooleanValueError, import_advisors, parse_bool
+from include.core.advisor_import import BooleanValueError, import_advisors, parse_bool
 from tests.world import rows
 
 

@@ -3,8 +3,8 @@ import json
 import os
 from types import SimpleNamespace
 
-from include import alerting
-from include.alerting import Alert, RunRef, Severity
+from include.core import alerting
+from include.core.alerting import Alert, RunRef, Severity
 
 
 def _ctx():
@@ -42,7 +42,7 @@ def test_operator_input_error_is_logged_for_the_operator_not_posted(sandbox, cap
 
     import pytest
 
-    from include.dagkit import OperatorInputError, fail_fast_on_bad_input
+    from include.core.dagkit import OperatorInputError, fail_fast_on_bad_input
 
     with pytest.raises(OperatorInputError) as raised, fail_fast_on_bad_input():
         raise ValueError("business_date 2026-13-01 is not a date")
@@ -50,7 +50,7 @@ def test_operator_input_error_is_logged_for_the_operator_not_posted(sandbox, cap
 
     assert isinstance(raised.value, AirflowFailException)  # still fails at once, without retries
     ctx = {**_ctx(), "exception": raised.value}
-    with caplog.at_level(logging.INFO, logger="include.alerting"):
+    with caplog.at_level(logging.INFO, logger="include.core.alerting"):
         alerting.on_task_failure(ctx)
     assert sandbox.slack_posts() == []
     refused = [r for r in caplog.records if "OPERATOR INPUT REFUSED" in r.getMessage()]
@@ -63,7 +63,7 @@ def test_alert_log_level_follows_severity(monkeypatch, caplog):
 
     monkeypatch.setenv("AIRFLOW_CONN_SLACK_ALERTS",
                        '{"conn_type": "slackwebhook", "password": "http://127.0.0.1:9/slack/webhook/x"}')
-    with caplog.at_level(logging.INFO, logger="include.alerting"):
+    with caplog.at_level(logging.INFO, logger="include.core.alerting"):
         for sev in Severity:
             alerting.post(Alert(sev, f"level check {sev.value}"))
     levels = {r.getMessage().split("]")[0].removeprefix("ALERT ["): r.levelno
@@ -124,8 +124,8 @@ def test_post_once_concurrent_callers_post_at_most_once(app_db, sandbox):
 
 def test_no_canary_list_means_no_canary_and_a_p1_that_says_why(monkeypatch):
     """Production names its canary list; nobody is messaged on a default."""
-    from include import config
-    from include.canary import run_canary
+    from include.core import config
+    from include.content.canary import run_canary
 
     monkeypatch.setattr(config, "CANARY_PHONES", ())
     result = run_canary(engine=None, settings=None, business_date=None)

@@ -74,7 +74,7 @@ def test_the_default_and_documented_whatsapp_connections_have_what_the_webhook_r
     import json
     import re
 
-    from include.webhook_receiver import secrets_from_connection
+    from include.whatsapp.webhook_receiver import secrets_from_connection
 
     res = _config(ROOT / "docker-compose.yml", **REQUIRED_SECRETS)
     assert res.returncode == 0, res.stderr

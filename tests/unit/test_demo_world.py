@@ -2,7 +2,7 @@ import datetime as dt
 
 import sqlalchemy as sa
 
-from include import demo_world
+from devtools import demo_world
 
 
 def test_generator_is_deterministic_and_seed_sensitive():

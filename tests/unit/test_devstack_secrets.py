@@ -4,7 +4,7 @@ import json
 import stat
 import warnings
 
-from include.devstack.env import MIN_JWT_SECRET_BYTES, load_or_create_secrets, new_jwt_secret
+from devtools.devstack.env import MIN_JWT_SECRET_BYTES, load_or_create_secrets, new_jwt_secret
 
 
 def test_generated_jwt_secret_is_at_least_64_bytes_and_random():

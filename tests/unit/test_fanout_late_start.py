@@ -5,8 +5,8 @@ from types import SimpleNamespace
 
 import pytest
 
-from include import config
-from include.delivery import LateStart, refuse_late_scheduled_start
+from include.core import config
+from include.delivery.fanout import LateStart, refuse_late_scheduled_start
 
 SLOT = dt.datetime(2026, 11, 23, 0, 30, tzinfo=dt.UTC)  # 06:00 IST
 
@@ -47,7 +47,7 @@ def test_operators_runs_are_never_refused(sandbox):
 def test_acting_user_of_a_scheduled_run_is_the_scheduler():
     from airflow.sdk.api.datamodels._generated import DagRunType
 
-    from include.dagkit import acting_user
+    from include.core.dagkit import acting_user
 
     ctx = _ctx(DagRunType.SCHEDULED)
     assert acting_user(ctx) == "scheduler"
@@ -57,7 +57,7 @@ def test_acting_user_of_a_scheduled_run_is_the_scheduler():
 def test_the_task_body_fails_without_retries(sandbox, monkeypatch):
     from airflow.sdk.exceptions import AirflowFailException
 
-    from include import delivery
+    from include.delivery import fanout as delivery
 
     monkeypatch.setattr(delivery, "prepare_fanout", lambda *a: pytest.fail("must not queue anything"))
     ctx = _ctx("scheduled")
@@ -72,7 +72,7 @@ def test_the_task_body_fails_without_retries(sandbox, monkeypatch):
     (dt.date(2025, 11, 23), "not today"),
 ])
 def test_delivery_fanout_delivers_today_only(requested, message):
-    from include.delivery import refuse_dates_other_than_today
+    from include.delivery.fanout import refuse_dates_other_than_today
 
     refuse_dates_other_than_today(dt.date(2026, 11, 23), dt.date(2026, 11, 23))  # today passes
     with pytest.raises(ValueError, match=message):
@@ -81,7 +81,7 @@ def test_delivery_fanout_delivers_today_only(requested, message):
 
 def test_airflows_generic_backfill_of_delivery_fanout_is_refused():
     """Only ops_backfill_delivery (reason, audit, archived-date check) delivers a past date."""
-    from include.delivery import refuse_generic_backfill
+    from include.delivery.fanout import refuse_generic_backfill
 
     refuse_generic_backfill(_ctx("manual"))  # an operator's run of today passes
     refuse_generic_backfill(_ctx("scheduled"))

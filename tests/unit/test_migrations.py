@@ -1,7 +1,7 @@
 import pytest
 import sqlalchemy as sa
 
-from include import db
+from include.core import db
 
 
 @pytest.fixture
@@ -80,7 +80,7 @@ def test_named_queries_load_and_cannot_escape_sql_dir():
 def test_canary_outcome_queries_stay_in_step_with_the_fan_out_ones():
     """The canary runs the fan-out's sender over `canary_sends`; its outcome-writing SQL must be the same
     statement on the other table (the :at fix once had to be made in both)."""
-    from include.db import QUERIES_DIR
+    from include.core.db import QUERIES_DIR
 
     def body(path):
         return [line for line in path.read_text().splitlines() if not line.startswith("--")]

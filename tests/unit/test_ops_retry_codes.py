@@ -2,8 +2,8 @@
 classes as retryable; a code that is not in the table is unknown and is never re-sent."""
 import pytest
 
-from include.ops import retry_failed_deliveries, retryable_code
-from include.whatsapp import ERROR_CLASSES, RETRYABLE, ErrorClass
+from include.operations.actions import retry_failed_deliveries, retryable_code
+from include.whatsapp.client import ERROR_CLASSES, RETRYABLE, ErrorClass
 from tests.world import DAY, failed_deliveries, rows, scalar, seed
 
 RETRIED = [

@@ -1,6 +1,6 @@
 import pytest
 
-from include.phones import PhoneNumberError, mask_phone, normalise_phone
+from include.core.phones import PhoneNumberError, mask_phone, normalise_phone
 
 
 @pytest.mark.parametrize("raw,expected", [

@@ -2,7 +2,9 @@
 stable shards, jitter inside the window, idempotent rebuilds that never touch sent rows."""
 import sqlalchemy as sa
 
-from include import content, planning
+from include.content import readiness as content
+
+from include.delivery import planning
 from tests.world import DAY, make_ready, rows, scalar, seed
 
 TEMPLATES = {"en": "daily_pack_v1", "hi": "daily_pack_hi_v1"}

@@ -5,9 +5,9 @@ import datetime as dt
 import pandas as pd
 import pytest
 
-from include import data_quality, kpis
-from include.post_delivery import checkpoint_for
-from include.webhook_receiver import opt_out_keyword, parse_events, signature_ok
+from include.reporting import data_quality, kpis
+from include.reporting.post_delivery_report import checkpoint_for
+from include.whatsapp.webhook_receiver import opt_out_keyword, parse_events, signature_ok
 
 T0 = pd.Timestamp("2026-11-23T00:30:00Z")  # 06:00 IST
 

@@ -1,5 +1,5 @@
 """The adaptive bucket a sender paces itself with: backs off on 130429, recovers, never exceeds its ceiling."""
-from include.ratelimit import AdaptiveBucket
+from include.delivery.ratelimit import AdaptiveBucket
 
 
 class Clock:

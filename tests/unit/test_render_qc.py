@@ -4,9 +4,9 @@ import io
 import pytest
 from PIL import Image
 
-from include import config
-from include.quality import RULE_IDS, QCInput, check
-from include.rendering import AdvisorCard, PackContent, PackRenderer
+from include.core import config
+from include.content.render_qc import RULE_IDS, QCInput, check
+from include.content.rendering import AdvisorCard, PackContent, PackRenderer
 
 PACK = PackContent(1, "2026-11-23-equity-daily", "Market view for 23 Nov",
                    "Markets remain volatile; stay invested as per your plan.", config.SEBI_DISCLAIMER, "equity")

@@ -4,7 +4,7 @@ import datetime as dt
 
 import pytest
 
-from include.unknown_outcomes import ACCEPTED, KEEP, REQUEUE, decide
+from include.delivery.unknown_outcomes import ACCEPTED, KEEP, REQUEUE, decide
 
 T0 = dt.datetime(2026, 11, 23, 0, 30, tzinfo=dt.UTC)  # when the unknown attempt started
 

@@ -16,8 +16,8 @@ import pytest
 from fastapi import Depends, HTTPException
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
-from include import config
-from include.webhook_receiver import ReceiverSecrets, opt_out_keyword
+from include.core import config
+from include.whatsapp.webhook_receiver import ReceiverSecrets, opt_out_keyword
 from tests.support import TEST_APP_SECRET, TEST_VERIFY_TOKEN, ReceiverServer
 from tests.world import rows, scalar
 
@@ -222,7 +222,7 @@ def test_the_receiver_answers_in_its_first_minute_after_boot(app_db, servers, mo
     KeyError (500) for every request until monotonic() passed 60."""
     import types
 
-    from include import webhook_receiver
+    from include.whatsapp import webhook_receiver
 
     monkeypatch.setattr(webhook_receiver, "time", types.SimpleNamespace(monotonic=lambda: 12.5, time=time.time))
     receiver = servers(app_db)
@@ -350,7 +350,7 @@ def test_a_failing_request_in_a_group_commit_fails_alone(app_db):
 
     import sqlalchemy as sa
 
-    from include.webhook_receiver import GroupCommitWriter, ReceiverStats, parse_events
+    from include.whatsapp.webhook_receiver import GroupCommitWriter, ReceiverStats, parse_events
 
     with app_db.begin() as c:
         c.execute(sa.text("""

@@ -3,7 +3,7 @@ import asyncio
 
 import pytest
 
-from include.whatsapp import (
+from include.whatsapp.client import (
     ERROR_CLASSES, AsyncWhatsAppClient, ErrorClass, WhatsAppClient, WhatsAppError, WhatsAppHook,
     WhatsAppSettings, build_template_message, classify,
 )
@@ -182,7 +182,7 @@ def test_send_result_exposes_message_status_and_pacing_hold(settings, sandbox):
 
 
 def test_send_response_parsing_is_tolerant_and_names_a_missing_field():
-    from include.whatsapp import _success_payload
+    from include.whatsapp.client import _success_payload
 
     ok = _success_payload(200, b'{"messaging_product":"whatsapp","new_top":1,"contacts":[{"input":"+1","wa_id":"1",'
                                b'"user_id":"US.1"}],"messages":[{"id":"wamid.X","group_id":"g","future":true}]}', 0.0)
@@ -231,7 +231,7 @@ def test_phone_number_parsing_tolerates_unknown_fields_and_never_reads_the_depre
 
 
 def test_list_templates_follows_next_and_reads_current_fields(settings, sandbox):
-    from include.whatsapp import TEMPLATE_FIELDS
+    from include.whatsapp.client import TEMPLATE_FIELDS
 
     with WhatsAppClient(settings) as c:
         templates = c.list_templates(page_size=2)
@@ -305,7 +305,7 @@ def test_graph_error_fields_are_surfaced(settings, sandbox):
 
 
 def test_unknown_code_is_classified_by_is_transient_before_http_status():
-    from include.whatsapp import _error_from_payload
+    from include.whatsapp.client import _error_from_payload
 
     assert classify(999999, 400, is_transient=True) is ErrorClass.TRANSIENT
     err = _error_from_payload(400, b'{"error":{"message":"x","code":999999,"is_transient":true,"error_subcode":7}}')
@@ -316,7 +316,7 @@ def test_unknown_code_is_classified_by_is_transient_before_http_status():
 
 
 def test_refresh_numbers_stores_the_mapped_tier(app_db, sandbox, settings):
-    from include import numbers
+    from include.delivery import numbers
     from tests.world import seed
 
     seed(app_db, advisors=5)

@@ -1,0 +1,159 @@
+"""Webhook delivery from the sandbox to the configured callback, the way Meta delivers them:
+signed with X-Hub-Signature-256, at least once (configurable duplicates), possibly out of
+order (configurable reordering), and retried with backoff while the receiver answers an error.
+
+The dispatcher is also the sandbox's clock for timed faults (template paused at T, quality RED at T): its
+scheduler wakes when one is due and fires it, so the lifecycle webhook goes out on time even when no API
+request arrives (devtools/sandbox/lifecycle.py).
+"""
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import heapq
+import hmac
+import itertools
+import logging
+import time
+from collections import Counter
+
+import httpx
+import msgspec
+
+from devtools.sandbox.lifecycle import next_fault_at
+
+log = logging.getLogger(__name__)
+
+
+def sign(body: bytes, app_secret: str) -> str:
+    return "sha256=" + hmac.new(app_secret.encode(), body, hashlib.sha256).hexdigest()
+
+
+class WebhookDispatcher:
+    def __init__(self, sandbox, workers: int = 16):
+        self.sandbox = sandbox
+        self.workers = workers
+        self._heap: list[tuple[float, int, dict, int]] = []
+        self._seq = itertools.count()
+        self._queue: asyncio.Queue | None = None
+        self._wake: asyncio.Event | None = None
+        self._tasks: list[asyncio.Task] = []
+        self._client: httpx.AsyncClient | None = None
+        self.stats: Counter[str] = Counter()
+
+    async def start(self) -> None:
+        self._queue = asyncio.Queue()
+        self._wake = asyncio.Event()
+        self._client = httpx.AsyncClient(timeout=httpx.Timeout(10.0, connect=2.0),
+                                         limits=httpx.Limits(max_connections=self.workers * 2))
+        self._tasks = [asyncio.create_task(self._scheduler())]
+        self._tasks += [asyncio.create_task(self._worker()) for _ in range(self.workers)]
+
+    async def stop(self) -> None:
+        for t in self._tasks:
+            t.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        if self._client:
+            await self._client.aclose()
+
+    def clear(self) -> None:
+        self._heap.clear()
+        self.stats.clear()
+
+    @property
+    def pending(self) -> int:
+        return len(self._heap) + (self._queue.qsize() if self._queue else 0)
+
+    def kick(self) -> None:
+        """Wake the scheduler now (a timed fault was set or changed)."""
+        if self._wake is not None:
+            self._wake.set()
+
+    def _fire_due_faults(self) -> float | None:
+        """Fire the timed faults that are due; seconds until the next one, or None."""
+        due = next_fault_at(self.sandbox)
+        if due is None:
+            return None
+        if due <= time.time():
+            try:
+                self.sandbox.apply_scheduled_faults()
+            except Exception:
+                log.exception("timed faults could not be applied; retrying in 1 s")  # the clock keeps running
+                return 1.0
+            due = next_fault_at(self.sandbox)
+            if due is None:
+                return None
+        return max(0.0, due - time.time())
+
+    def schedule(self, payload: dict, delay_s: float, attempt: int = 1) -> None:
+        heapq.heappush(self._heap, (time.monotonic() + max(0.0, delay_s), next(self._seq), payload, attempt))
+        self.stats["scheduled"] += 1
+        if self._wake is not None:
+            self._wake.set()
+
+    def message_accepted(self, entry) -> None:
+        """Plan the status webhooks of one accepted message, with reordering and duplicates."""
+        w = self.sandbox.webhooks
+        if not w.url:
+            return
+        rng = self.sandbox.rng
+        events = self.sandbox.planned_statuses(entry)  # (status, offset from acceptance, error)
+        delays = [offset for _, offset, _ in events]
+        # Reorder: a later event overtakes an earlier one; event timestamps keep the true order.
+        if len(delays) > 1 and rng.random() < w.reorder_rate:
+            i = rng.randrange(len(delays) - 1)
+            delays[i], delays[i + 1] = delays[i + 1], delays[i]
+            self.stats["reordered"] += 1
+        for (status, offset, error), delay in zip(events, delays, strict=True):
+            event_ts = entry.accepted_at + offset
+            entry.statuses.append((status, event_ts))
+            payload = self.sandbox.status_payload(entry, [(status, event_ts, error)])
+            self.schedule(payload, delay)
+            if rng.random() < w.duplicate_rate:
+                self.stats["duplicated"] += 1
+                self.schedule(payload, delay + rng.uniform(0.05, 0.5))
+
+    async def _scheduler(self) -> None:
+        assert self._queue is not None and self._wake is not None
+        while True:
+            fault_in = self._fire_due_faults()
+            now = time.monotonic()
+            while self._heap and self._heap[0][0] <= now:
+                _, _, payload, attempt = heapq.heappop(self._heap)
+                self._queue.put_nowait((payload, attempt))
+            timeout = (self._heap[0][0] - now) if self._heap else 1.0
+            if fault_in is not None:
+                timeout = min(timeout, fault_in)
+            self._wake.clear()
+            try:
+                await asyncio.wait_for(self._wake.wait(), timeout=max(0.001, timeout))
+            except TimeoutError:
+                pass
+
+    async def _worker(self) -> None:
+        assert self._queue is not None and self._client is not None
+        while True:
+            payload, attempt = await self._queue.get()
+            w = self.sandbox.webhooks
+            url = w.url
+            if not url:
+                continue
+            body = msgspec.json.encode(payload)
+            headers = {"Content-Type": "application/json",
+                       "X-Hub-Signature-256": sign(body, self.sandbox.settings.app_secret)}
+            try:
+                resp = await self._client.post(url, content=body, headers=headers)
+                ok = 200 <= resp.status_code < 300
+            except httpx.HTTPError:
+                ok = False
+            if ok:
+                self.stats["delivered"] += 1
+            elif attempt < w.max_attempts:
+                self.stats["retried"] += 1
+                self.schedule(payload, w.retry_base_s * (2 ** (attempt - 1)), attempt + 1)
+            else:
+                self.stats["dropped"] += 1
+                log.warning("webhook dropped after %d attempts", attempt)
+
+    def send_now(self, payload: dict) -> None:
+        self.schedule(payload, 0.0)

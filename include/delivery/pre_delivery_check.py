@@ -1,0 +1,280 @@
+"""The 05:50 IST pre-delivery check, one function per runbook step. Each returns a CheckResult;
+`publish_summary` posts them all to Slack and fails the run when the worst one is a P0."""
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import uuid
+from typing import Any
+
+from sqlalchemy.engine import Engine
+
+from include.core import config
+
+from include.content import readiness as content, templates
+
+from include.delivery import numbers, planning
+from include.core.alerting import RunRef, Severity
+from include.core.checks import CheckResult, summarise
+from include.core.db import query
+from include.core.storage import render_root
+from include.whatsapp.client import WhatsAppClient, WhatsAppError
+
+log = logging.getLogger(__name__)
+
+
+def system_health(engine: Engine, client: WhatsAppClient) -> CheckResult:
+    """App DB round trip and pool state, render storage writable, WhatsApp reachable with a valid token."""
+    result = CheckResult("system_health")
+    import time
+
+    t = time.perf_counter()
+    try:
+        with engine.connect() as conn:
+            conn.exec_driver_sql("SELECT 1")
+        result.facts["db_round_trip_ms"] = round((time.perf_counter() - t) * 1000, 1)
+        result.facts["db_pool"] = engine.pool.status()
+    except Exception as exc:  # noqa: BLE001 - any DB failure is the finding
+        result.escalate(Severity.P0, f"app database unreachable: {exc}")
+    else:
+        kill_switch(engine, result)
+    try:
+        probe = render_root() / f".healthcheck-{uuid.uuid4().hex}"
+        probe.parent.mkdir(parents=True, exist_ok=True)
+        probe.write_bytes(b"ok")
+        assert probe.read_bytes() == b"ok"
+        probe.unlink()
+        result.facts["render_storage"] = str(render_root())
+    except Exception as exc:  # noqa: BLE001
+        result.escalate(Severity.P0, f"render storage {render_root()} not writable: {exc}")
+    try:
+        info = client.health()
+        result.facts["whatsapp"] = f"WABA {info.get('id')} reachable"
+    except WhatsAppError as exc:
+        result.escalate(Severity.P0, f"WhatsApp API check failed ({exc.error_class.value}, code {exc.code}): {exc}")
+    result.summary = "healthy" if result.ok else f"{len(result.items)} problem(s)"
+    return result
+
+
+def kill_switch(engine: Engine, result: CheckResult) -> None:
+    """A kill switch left paused means the 06:00 fan-out will send nothing: a P1 finding with who paused it,
+    when and why, so it is resumed (or kept paused) on purpose before 06:00."""
+    from include.delivery.kill_switch import sending_state
+
+    state = sending_state(engine)
+    result.facts["kill_switch"] = state.describe()
+    if state.paused:
+        result.escalate(Severity.P1, f"kill switch is PAUSED ({state.describe()}): the 06:00 fan-out will send "
+                                     "nothing until ops_resume_sending is run")
+
+
+def whatsapp_numbers(engine: Engine, client: WhatsAppClient, business_date: dt.date, actor: str) -> CheckResult:
+    """Quality rating, status and throughput per number; RED rotates to the hot spare; tier vs recipients."""
+    result = CheckResult("whatsapp_numbers")
+    statuses = numbers.refresh_numbers(engine, client)
+    for n in statuses:
+        label = f"{n.display_phone} ({n.phone_number_id}, {n.role}{'' if n.shard is None else f' shard {n.shard}'})"
+        if n.error:
+            result.escalate(Severity.P0, f"{label}: status unavailable: {n.error}")
+            continue
+        result.facts[label] = f"{n.quality_rating}, {n.status}, {n.throughput_mps} msg/s, {n.messaging_tier}"
+        if n.status != "CONNECTED":
+            result.escalate(Severity.P0, f"{label} is {n.status}")
+        if n.quality_rating == "YELLOW":
+            result.escalate(Severity.P1, f"{label} quality YELLOW: watch complaints and pause marketing variants")
+        if n.quality_rating == "RED" or (n.status != "CONNECTED" and n.role == "primary"):
+            if n.role == "primary":
+                try:
+                    moved = numbers.rotate_to_hot_spare(engine, n.phone_number_id,
+                                                        f"pre-delivery check: quality {n.quality_rating}, "
+                                                        f"status {n.status}", actor, business_date)
+                    result.escalate(Severity.P0, f"{label} is {n.quality_rating}/{n.status}: shard {moved['shard']}"
+                                                 f" rotated to hot spare {moved['to']} ({moved['rows_moved']} rows)")
+                except numbers.RotationError as exc:
+                    result.escalate(Severity.P0, f"{label} is {n.quality_rating}/{n.status} and cannot rotate: {exc}")
+            else:
+                result.escalate(Severity.P1, f"hot spare {label} is {n.quality_rating}/{n.status}")
+    primaries = [n for n in numbers.active_numbers(engine) if n.role == "primary"]
+    if not primaries:
+        result.escalate(Severity.P0, "no active primary sending number")
+    # The portfolio messaging tier is shared by every number: check it once against today's recipients.
+    with engine.connect() as conn:
+        recipients = conn.execute(query("advisors/eligible_count")).scalar_one()
+    tiers = {n.messaging_tier for n in statuses if not n.error}
+    unknown = sorted(t for t in tiers if t not in numbers.TIER_LIMITS)
+    if unknown:
+        # WhatsApp gave no tier the project knows (e.g. TIER_NOT_SET or no whatsapp_business_manager_messaging_limit):
+        # say so rather than read it as "unlimited".
+        result.escalate(Severity.P1, f"messaging tier unknown ({', '.join(unknown)}): the tier-versus-recipients "
+                                     "check cannot confirm today's recipients fit the portfolio limit")
+    limits = [numbers.tier_limit(t) for t in tiers if t in numbers.TIER_LIMITS]
+    limit = None if not limits or any(v is None for v in limits) else min(limits)
+    result.facts["recipients_today"] = recipients
+    result.facts["messaging_tier_limit"] = ("unknown" if not limits else "unlimited") if limit is None else limit
+    if limit is not None and recipients > limit:
+        result.escalate(Severity.P0, f"messaging tier covers {limit} unique recipients but {recipients} are due: "
+                                     f"{recipients - limit} advisors at risk of not receiving today's pack")
+    ceiling = sum(n.throughput_mps for n in primaries)
+    result.facts["throughput_ceiling_mps"] = ceiling
+    if ceiling and recipients / ceiling > config.SEND_WINDOW_SECONDS:
+        result.escalate(Severity.P1, f"{recipients} recipients need {recipients / ceiling:.0f} s at {ceiling} msg/s,"
+                                     f" more than the {config.SEND_WINDOW_SECONDS} s window")
+    result.summary = (f"{len(statuses)} numbers checked" if result.ok
+                      else f"{len(result.items)} finding(s) across {len(statuses)} numbers")
+    return result
+
+
+def template_check(engine: Engine, client: WhatsAppClient) -> tuple[CheckResult, dict[str, str]]:
+    """Sync statuses and choose today's approved variant per language."""
+    result = CheckResult("templates")
+    synced = templates.sync_templates(engine, client)
+    decision = templates.decide_variants(engine)
+    result.facts["synced"] = synced
+    for lang, name in sorted(decision.chosen.items()):
+        result.facts[f"template[{lang}]"] = name
+    for lang, (primary, status, backup) in decision.switched.items():
+        result.escalate(Severity.P1, f"{primary} ({lang}) is {status}: switched to backup variant {backup}")
+    for lang, seen in decision.missing.items():
+        result.escalate(Severity.P0, f"no APPROVED daily-pack template for language {lang}: {', '.join(seen)}")
+    if "en" not in decision.chosen:
+        result.escalate(Severity.P0, "no approved template for the default language en: nothing can be sent")
+    result.summary = "all needed templates approved" if result.ok else f"{len(result.items)} template problem(s)"
+    return result, decision.chosen
+
+
+def content_ready(engine: Engine, business_date: dt.date) -> CheckResult:
+    """Approval queue empty; every due advisor has a QC-passed render or a fallback (assigned here if missing)."""
+    result = CheckResult("content_ready")
+    pending = content.approval_backlog(engine, business_date)
+    if pending:
+        result.escalate(Severity.P1, f"{len(pending)} pack(s) for {business_date} still pending approval "
+                                     f"(oldest: {pending[0].pack_key} since {pending[0].submitted_at:%Y-%m-%d %H:%M})")
+    a = content.assign_content(engine, business_date)
+    result.facts.update(eligible=a.eligible, approved=a.approved, fallback=a.fallback,
+                        newly_assigned_fallback=a.newly_fallback, demoted_failed_render=a.demoted)
+    if a.newly_fallback:
+        result.escalate(Severity.P2, f"{a.newly_fallback} advisor(s) had no approved, QC-passed pack: "
+                                     f"evergreen fallback assigned")
+    if a.unassigned:
+        result.escalate(Severity.P0, f"{a.unassigned} eligible advisor(s) have no content at all "
+                                     f"(evergreen library empty?)")
+    from include.content.canary import latest_verdict
+
+    verdict = latest_verdict(engine, business_date)
+    result.facts["canary"] = f"{verdict.status}: {verdict.summary}" if verdict else "no canary ran for this date"
+    if verdict is not None and verdict.status == "failed":
+        result.escalate(Severity.P1, f"last night's canary failed: {verdict.summary}")
+    result.summary = f"{a.assigned}/{a.eligible} advisors have content ({a.fallback} fallback)"
+    return result
+
+
+def prepare_queue(engine: Engine, business_date: dt.date, chosen_templates: dict[str, str],
+                  jitter_window_s: int = config.JITTER_WINDOW_SECONDS) -> CheckResult:
+    result = CheckResult("queue_preparation")
+    if "en" not in chosen_templates:
+        result.escalate(Severity.P0, "delivery plan not built: no approved template for the default language")
+        return result
+    plan = planning.build_plan(engine, business_date, chosen_templates, jitter_window_s=jitter_window_s)
+    result.facts.update(planned=plan.total, written=plan.written, removed=plan.removed,
+                        shards=plan.by_shard, segments=plan.by_segment, max_jitter_s=round(plan.max_jitter_ms / 1000))
+    if plan.total == 0:
+        result.escalate(Severity.P0, "the delivery plan is empty")
+    if len(plan.by_segment) < len(config.SEGMENTS) and plan.total:
+        missing = sorted(set(config.SEGMENTS) - set(plan.by_segment))
+        result.escalate(Severity.P1, f"segment group(s) without recipients: {', '.join(missing)}")
+    result.summary = f"{plan.total} advisors planned on {len(plan.by_shard)} shards"
+    return result
+
+
+def publish_summary(engine: Engine, results: list[dict[str, Any]], business_date: dt.date,
+                    context: dict | None = None) -> dict:
+    """Post one Slack summary; raise (failing the run, after posting) when any check is a P0."""
+    checks = [CheckResult.from_dict(r) for r in results if r]
+    alert = summarise(checks, "Pre-delivery check", RunRef.from_context(context), business_date)
+    out = {"severity": alert.severity.value, "failed": [c.name for c in checks if not c.ok]}
+    if alert.severity is Severity.P0:
+        # A P0 verdict is not transient: fail at once instead of retrying the summary.
+        from airflow.sdk.exceptions import AirflowFailException
+
+        raise AirflowFailException(f"pre-delivery check found P0 problems: {', '.join(out['failed'])}")
+    return out
+
+
+
+# -- task entry points: each records its result and returns it for the summary ------------------
+CHECK_TASKS = ("check_system_health", "check_whatsapp_numbers", "check_templates", "check_content_ready",
+               "prepare_delivery_queue")
+
+
+def _finish(engine: Engine, result: CheckResult, business_date: dt.date, context: dict) -> dict:
+    from include.core.checks import finish
+
+    return finish(engine, result, business_date, context, "pre_delivery_check")
+
+
+def _deps():
+    from include.core.db import get_engine
+    from include.whatsapp.client import WhatsAppHook
+
+    return get_engine(), WhatsAppHook().get_conn()
+
+
+def run_system_health(context: dict) -> dict:
+    from include.core.dagkit import business_date
+
+    engine, client = _deps()
+    with client:
+        return _finish(engine, system_health(engine, client), business_date(context), context)
+
+
+def run_whatsapp_numbers(context: dict) -> dict:
+    from include.core.dagkit import acting_user, business_date
+
+    engine, client = _deps()
+    day = business_date(context)
+    with client:
+        return _finish(engine, whatsapp_numbers(engine, client, day, acting_user(context)), day, context)
+
+
+def run_templates(context: dict) -> dict:
+    from include.core.dagkit import business_date
+
+    engine, client = _deps()
+    with client:
+        result, chosen = template_check(engine, client)
+    out = _finish(engine, result, business_date(context), context)
+    out["chosen_templates"] = chosen
+    return out
+
+
+def run_content_ready(context: dict) -> dict:
+    from include.core.dagkit import business_date
+    from include.core.db import get_engine
+
+    engine = get_engine()
+    day = business_date(context)
+    return _finish(engine, content_ready(engine, day), day, context)
+
+
+def run_prepare_queue(template_result: dict, context: dict) -> dict:
+    from include.core.dagkit import business_date
+    from include.core.db import get_engine
+
+    engine = get_engine()
+    day = business_date(context)
+    window = int((context.get("params") or {}).get("jitter_window_s") or config.JITTER_WINDOW_SECONDS)
+    result = prepare_queue(engine, day, (template_result or {}).get("chosen_templates") or {}, window)
+    return _finish(engine, result, day, context)
+
+
+def run_publish_summary(context: dict) -> dict:
+    from include.core.dagkit import business_date
+    from include.core.db import get_engine
+
+    ti = context["ti"]
+    results = []
+    for task_id in CHECK_TASKS:
+        value = ti.xcom_pull(task_ids=task_id)
+        results.append(value if value else CheckResult(task_id, Severity.P0, "task failed before reporting",
+                                                       [f"{task_id} did not complete; see its log"]).as_dict())
+    return publish_summary(get_engine(), results, business_date(context), context)

@@ -1,0 +1,1 @@
+"""Operator actions behind the manual ops_* DAGs, each validated and audited."""

@@ -1,0 +1,1 @@
+"""The WhatsApp Cloud API integration: the Graph client and hook, platform limits, the webhook receiver."""
