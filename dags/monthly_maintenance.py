@@ -15,17 +15,17 @@ Runbook *"Monthly maintenance"*. The timetable is `CronTriggerTimetable("0 1 * *
 """
 from __future__ import annotations
 
-from airflow.sdk import Param, dag, get_current_context, task
+from airflow.sdk import dag, get_current_context, task
 
 from include.core import config
-from include.core.dagkit import default_args, ist_cron
+from include.core.dagkit import date_param, default_args, ist_cron
+from include.core.dates import TODAY
 
 
 @dag(dag_id="monthly_maintenance", schedule=ist_cron(config.SCHEDULE_MONTHLY_MAINTENANCE), catchup=False,
      max_active_runs=1, tags=["maintenance"], default_args=default_args(), doc_md=__doc__,
      description="1st Sunday 01:00 IST: DR drill, compliance audit, capacity, library refresh (last month)",
-     params={"business_date": Param(None, type=["null", "string"], format="date",
-                                    description="Run as of this date (the review covers the month before it).")})
+     params={"business_date": date_param(TODAY, "The review covers the month before this date.")})
 def monthly_maintenance():
     from include.maintenance import tasks as m
 
@@ -50,11 +50,12 @@ def monthly_maintenance():
         return m.run_fallback_refresh(get_current_context())
 
     @task(trigger_rule="all_done")
-    def publish_maintenance_summary() -> dict:
-        return m.publish_summary(get_current_context(), "Monthly maintenance", m.MONTHLY_TASKS)
+    def publish_maintenance_summary(reported: dict) -> dict:
+        return m.publish_summary("Monthly maintenance", reported, get_current_context())
 
-    [run_dr_drill(), review_compliance(), plan_capacity(), refresh_templates(), refresh_fallback_library()] \
-        >> publish_maintenance_summary()
+    publish_maintenance_summary({
+        "run_dr_drill": run_dr_drill(), "review_compliance": review_compliance(), "plan_capacity": plan_capacity(),
+        "refresh_templates": refresh_templates(), "refresh_fallback_library": refresh_fallback_library()})
 
 
 monthly_maintenance()

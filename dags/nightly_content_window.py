@@ -23,7 +23,8 @@ from __future__ import annotations
 from airflow.sdk import Asset, Param, dag, get_current_context, task
 
 from include.core import config
-from include.core.dagkit import default_args, ist_cron
+from include.core.dagkit import date_param, default_args, ist_cron
+from include.core.dates import TOMORROW
 
 RENDERED_PACKS = Asset("rendered_packs")
 
@@ -32,55 +33,52 @@ RENDERED_PACKS = Asset("rendered_packs")
      max_active_runs=1, tags=["content", "nightly"], default_args=default_args(), doc_md=__doc__,
      description="20:30 IST: approval backlog, templates, renders + QC, fallbacks, canary (tomorrow's date)",
      params={
-         "business_date": Param(None, type=["null", "string"], format="date",
-                                description="Date to prepare. Leave empty for tomorrow in IST."),
+         "business_date": date_param(TOMORROW, "The date whose packs to prepare."),
          "backlog_threshold": Param(config.PENDING_BACKLOG_THRESHOLD, type="integer", minimum=0,
                                     description="Pending packs above this many page the approvers (P2)."),
      })
 def nightly_content_window():
-    from include.content import nightly_window as nightly
+    from include.content import tasks as t
 
     @task
     def check_approval_backlog() -> dict:
-        return nightly.run_check_approval_backlog(get_current_context())
+        return t.check_approval_backlog(get_current_context())
 
     @task
     def validate_templates() -> dict:
-        return nightly.run_validate_templates(get_current_context())
+        return t.validate_templates(get_current_context())
 
     @task
     def plan_render_batches() -> list[dict]:
-        return nightly.run_plan_render_batches(get_current_context())
+        return t.plan_render_batches(get_current_context())
 
     @task(map_index_template="{{ batch_label }}")
     def render_approved_packs(batch: dict) -> dict:
-        get_current_context()["batch_label"] = f"approved · {batch['label']}"
-        return nightly.run_render_batch(batch, "approved")
+        get_current_context()["batch_label"] = t.render_batch_label(batch, "approved")
+        return t.render_batch(batch, "approved")
 
     @task
     def assign_fallback_content() -> dict:
-        return nightly.run_assign_fallback_content(get_current_context())
+        return t.assign_fallback_content(get_current_context())
 
     @task(map_index_template="{{ batch_label }}")
     def render_fallback_packs(batch: dict) -> dict:
-        get_current_context()["batch_label"] = f"fallback · {batch['label']}"
-        return nightly.run_render_batch(batch, "fallback")
+        get_current_context()["batch_label"] = t.render_batch_label(batch, "fallback")
+        return t.render_batch(batch, "fallback")
 
     @task
     def finalize_fallback_renders() -> dict:
-        return nightly.run_finalize_fallbacks(get_current_context())
+        return t.finalize_fallback_renders(get_current_context())
 
     @task
     def send_canary() -> dict:
-        return nightly.run_send_canary(get_current_context())
+        return t.send_canary(get_current_context())
 
     @task(trigger_rule="all_done", outlets=[RENDERED_PACKS])
-    def publish_window_summary() -> dict:
+    def publish_window_summary(reported: dict) -> dict:
         ctx = get_current_context()
-        summary = nightly.run_publish_window_summary(ctx)
-        ctx["outlet_events"][RENDERED_PACKS].extra = {
-            "business_date": str(nightly.window_date(ctx)), "renders": summary["renders"],
-            "qc_failed": summary["failed"]}
+        summary = t.publish_window_summary(reported, ctx)
+        ctx["outlet_events"][RENDERED_PACKS].extra = t.rendered_packs_extra(summary, ctx)
         return summary
 
     batches = plan_render_batches()
@@ -93,7 +91,9 @@ def nightly_content_window():
     templates = validate_templates()
     backlog >> batches
     approved >> assigned >> fallbacks >> final
-    [final, templates] >> canary >> publish_window_summary()
+    [final, templates] >> canary
+    publish_window_summary({"check_approval_backlog": backlog, "validate_templates": templates,
+                            "finalize_fallback_renders": final, "send_canary": canary})
 
 
 nightly_content_window()

@@ -12,7 +12,7 @@ from __future__ import annotations
 from airflow.sdk import Param, dag, get_current_context, task
 
 from include.core import config
-from include.core.dagkit import acting_user, default_args, fail_fast_on_bad_input
+from include.core.dagkit import default_args
 
 
 @dag(dag_id="ops_bulk_approve", schedule=None, catchup=False, tags=["ops", "content"], max_active_runs=1,
@@ -30,15 +30,9 @@ from include.core.dagkit import acting_user, default_args, fail_fast_on_bad_inpu
 def ops_bulk_approve():
     @task
     def approve_low_risk_packs() -> dict:
-        from include.core.dates import parse_business_date
-        from include.core.db import get_engine
-        from include.content.nightly_window import bulk_approve
+        from include.operations.tasks import bulk_approve
 
-        ctx = get_current_context()
-        p = ctx["params"]
-        with fail_fast_on_bad_input():
-            return bulk_approve(get_engine(), parse_business_date(p["business_date"]), int(p["max_risk_level"]),
-                                p["reason"], acting_user(ctx))
+        return bulk_approve(get_current_context())
 
     approve_low_risk_packs()
 

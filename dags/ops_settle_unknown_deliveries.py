@@ -18,30 +18,24 @@ from __future__ import annotations
 
 from airflow.sdk import Param, dag, get_current_context, task
 
-from include.core.dagkit import acting_user, default_args, fail_fast_on_bad_input
+from include.core.dagkit import date_param, default_args
+from include.core.dates import OPERATOR
 
 
 @dag(dag_id="ops_settle_unknown_deliveries", schedule=None, catchup=False, tags=["ops", "delivery"],
      default_args=default_args(retries=1), doc_md=__doc__, max_active_runs=1,
      description="Operator: resend or close sends of unknown outcome (given date, default today), audited",
      params={
-         "business_date": Param(None, type=["null", "string"], format="date", title="Business date",
-                                description="YYYY-MM-DD in IST; empty means today."),
+         "business_date": date_param(OPERATOR),
          "decision": Param("mark_failed", type="string", enum=["mark_failed", "resend"], title="Decision"),
          "reason": Param("", type="string", minLength=3, title="Reason", description="Recorded in the audit log."),
      })
 def ops_settle_unknown_deliveries():
     @task
     def settle_unknown_sends() -> dict:
-        from include.core.dagkit import operator_date
-        from include.core.db import get_engine
-        from include.operations.actions import settle_unknown_deliveries
+        from include.operations.tasks import settle_unknown_deliveries
 
-        ctx = get_current_context()
-        p = ctx["params"]
-        with fail_fast_on_bad_input():
-            return settle_unknown_deliveries(get_engine(), operator_date(ctx), p["decision"], p["reason"],
-                                             acting_user(ctx))
+        return settle_unknown_deliveries(get_current_context())
 
     settle_unknown_sends()
 

@@ -24,7 +24,8 @@ from __future__ import annotations
 from airflow.sdk import MultipleCronTriggerTimetable, Param, dag, get_current_context, task
 
 from include.core import config
-from include.core.dagkit import default_args
+from include.core.dagkit import date_param, default_args
+from include.core.dates import TODAY
 
 
 @dag(dag_id="post_delivery_report",
@@ -33,54 +34,51 @@ from include.core.dagkit import default_args
      doc_md=__doc__,
      description="06:05/06:15/06:30 IST: reconcile webhooks, KPIs, SLA, daily report (today's date)",
      params={
-         "business_date": Param(None, type=["null", "string"], format="date",
-                                description="Leave empty for today in IST."),
+         "business_date": date_param(TODAY),
          "checkpoint": Param("auto", enum=["auto", "06:05", "06:15", "06:30"],
                              description="auto: from the run time (06:30 when a business_date is given)."),
      })
 def post_delivery_report():
-    from include.reporting import post_delivery_report as pd
+    from include.reporting import tasks as t
 
     @task
     def reconcile_webhook_events() -> dict:
-        return pd.run_reconcile(get_current_context())
+        return t.reconcile_webhook_events(get_current_context())
 
     @task
     def detect_stuck_messages() -> dict:
-        return pd.run_stuck(get_current_context())
+        return t.detect_stuck_messages(get_current_context())
 
     @task
     def compute_delivery_kpis() -> dict:
-        return pd.run_kpis(get_current_context())
+        return t.compute_delivery_kpis(get_current_context())
 
     @task
     def apply_alert_thresholds(kpis: dict) -> dict:
-        return pd.run_thresholds(kpis, get_current_context())
+        return t.apply_alert_thresholds(kpis, get_current_context())
 
     @task.branch
     def choose_checkpoint() -> str:
         from include.core.dagkit import fail_fast_on_bad_input
 
         with fail_fast_on_bad_input():
-            checkpoint = pd.resolve_checkpoint(get_current_context())
-        return {"06:05": "check_sla_0605", "06:15": "summarise_analytics_0615",
-                "06:30": "build_daily_report_0630"}[checkpoint]
+            return t.choose_checkpoint(get_current_context())
 
     @task
     def check_sla_0605(kpis: dict) -> dict:
-        return pd.run_sla_checkpoint(kpis, get_current_context())
+        return t.check_sla_0605(kpis, get_current_context())
 
     @task
     def summarise_analytics_0615(kpis: dict) -> dict:
-        return pd.run_analytics_checkpoint(kpis, get_current_context())
+        return t.summarise_analytics_0615(kpis, get_current_context())
 
     @task
     def build_daily_report_0630() -> dict:
-        return pd.run_final_report(get_current_context())
+        return t.build_daily_report_0630(get_current_context())
 
     @task(trigger_rule="none_failed_min_one_success")
-    def publish_checkpoint_summary(kpis: dict) -> dict:
-        return pd.run_publish(kpis, get_current_context())
+    def publish_checkpoint_summary(kpis: dict, reported: dict, report: dict | None) -> dict:
+        return t.publish_checkpoint_summary(kpis, reported, report, get_current_context())
 
     reconciled = reconcile_webhook_events()
     stuck = detect_stuck_messages()
@@ -89,8 +87,10 @@ def post_delivery_report():
     branch = choose_checkpoint()
     reconciled >> [stuck, kpis]
     [stuck, thresholds] >> branch
-    branch >> [check_sla_0605(kpis), summarise_analytics_0615(kpis), build_daily_report_0630()] \
-        >> publish_checkpoint_summary(kpis)
+    sla, analytics, report = check_sla_0605(kpis), summarise_analytics_0615(kpis), build_daily_report_0630()
+    branch >> [sla, analytics, report]
+    publish_checkpoint_summary(kpis, {"detect_stuck_messages": stuck, "apply_alert_thresholds": thresholds,
+                                      "check_sla_0605": sla, "summarise_analytics_0615": analytics}, report)
 
 
 post_delivery_report()

@@ -19,7 +19,8 @@ from __future__ import annotations
 from airflow.sdk import Asset, Param, dag, get_current_context, task
 
 from include.core import config
-from include.core.dagkit import business_date, default_args, ist_cron
+from include.core.dagkit import date_param, default_args, ist_cron
+from include.core.dates import TODAY
 
 DELIVERY_PLAN = Asset("delivery_plan")
 
@@ -28,42 +29,40 @@ DELIVERY_PLAN = Asset("delivery_plan")
      max_active_runs=1, tags=["delivery", "checks"], default_args=default_args(), doc_md=__doc__,
      description="05:50 IST: health, numbers, templates, content, kill switch; build the plan (today's date)",
      params={
-         "business_date": Param(None, type=["null", "string"], format="date",
-                                description="Leave empty for today in IST."),
+         "business_date": date_param(TODAY),
          "jitter_window_s": Param(config.JITTER_WINDOW_SECONDS, type="integer", minimum=1,
                                   maximum=config.MAX_JITTER_WINDOW_S,
                                   description="Seconds over which plan rows' send offsets are spread."),
      })
 def pre_delivery_check():
-    from include.delivery import pre_delivery_check as pd
+    from include.delivery import tasks as t
 
     @task
     def check_system_health() -> dict:
-        return pd.run_system_health(get_current_context())
+        return t.check_system_health(get_current_context())
 
     @task
     def check_whatsapp_numbers() -> dict:
-        return pd.run_whatsapp_numbers(get_current_context())
+        return t.check_whatsapp_numbers(get_current_context())
 
     @task
     def check_templates() -> dict:
-        return pd.run_templates(get_current_context())
+        return t.check_templates(get_current_context())
 
     @task
     def check_content_ready() -> dict:
-        return pd.run_content_ready(get_current_context())
+        return t.check_content_ready(get_current_context())
 
     @task(outlets=[DELIVERY_PLAN])
     def prepare_delivery_queue(template_result: dict) -> dict:
         ctx = get_current_context()
-        result = pd.run_prepare_queue(template_result, ctx)
-        ctx["outlet_events"][DELIVERY_PLAN].extra = {"business_date": str(business_date(ctx)),
-                                                     "planned": result["facts"].get("planned", 0)}
+        result = t.prepare_delivery_queue(template_result, ctx)
+        ctx["outlet_events"][DELIVERY_PLAN].extra = t.delivery_plan_extra(result, ctx)
         return result
 
     @task(trigger_rule="all_done")
-    def publish_check_summary() -> dict:
-        return pd.run_publish_summary(get_current_context())
+    def publish_check_summary(reported: dict) -> dict:
+        return t.publish_check_summary(reported, get_current_context())
 
     health = check_system_health()
     numbers = check_whatsapp_numbers()
@@ -72,7 +71,9 @@ def pre_delivery_check():
     queue = prepare_delivery_queue(templates)
     health >> [numbers, templates, ready]
     [numbers, ready] >> queue
-    queue >> publish_check_summary()
+    publish_check_summary({"check_system_health": health, "check_whatsapp_numbers": numbers,
+                           "check_templates": templates, "check_content_ready": ready,
+                           "prepare_delivery_queue": queue})
 
 
 pre_delivery_check()

@@ -67,17 +67,20 @@ def weekly_maintenance():
         return m.run_dependency_check(get_current_context())
 
     @task(trigger_rule="all_done")
-    def publish_maintenance_summary() -> dict:
-        return m.publish_summary(get_current_context(), "Weekly maintenance", m.WEEKLY_TASKS)
+    def publish_maintenance_summary(reported: dict) -> dict:
+        return m.publish_summary("Weekly maintenance", reported, get_current_context())
 
     # Back up before anything is deleted; upkeep last so it sees the post-cleanup tables.
     backup = backup_app_db()
     verified = verify_backup_restore(backup)
-    archived = archive_old_rows()
+    archived, renders, metadata = archive_old_rows(), clean_render_cache(), clean_airflow_metadata()
     upkeep = run_database_upkeep()
-    verified >> [archived, clean_render_cache(), clean_airflow_metadata()]
+    verified >> [archived, renders, metadata]
     archived >> upkeep
-    [upkeep, check_dependency_drift()] >> publish_maintenance_summary()
+    publish_maintenance_summary({
+        "run_database_upkeep": upkeep, "clean_render_cache": renders, "archive_old_rows": archived,
+        "clean_airflow_metadata": metadata, "backup_app_db": backup, "verify_backup_restore": verified,
+        "check_dependency_drift": check_dependency_drift()})
 
 
 weekly_maintenance()

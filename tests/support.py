@@ -94,6 +94,17 @@ class SandboxProcess:
     def ledger(self, **params) -> list[dict]:
         return self.admin.get("/_sandbox/ledger", params=params).json()["data"]
 
+    def wait_webhooks_drained(self, timeout: float = 15.0) -> dict:
+        """Poll until the sandbox has no webhook scheduled, queued or in flight (everything due so far was
+        delivered or dropped); returns its dispatcher stats. Absence ("no webhook is sent") is then a fact."""
+        deadline = time.monotonic() + timeout
+        while True:
+            stats = self.admin.get("/_sandbox/webhooks/stats").json()
+            if stats["pending"] == 0 or time.monotonic() >= deadline:
+                assert stats["pending"] == 0, f"webhooks still pending after {timeout} s: {stats}"
+                return stats
+            time.sleep(0.02)
+
     def stop(self) -> None:
         self.admin.close()
         self.proc.terminate()
@@ -194,3 +205,26 @@ class ReceiverServer:
     def stop(self) -> None:
         self._server.should_exit = True
         self._thread.join(5)
+
+
+def wait_until(condition, timeout: float = 10.0, poll_s: float = 0.05, what: str = "condition"):
+    """Poll `condition()` until it returns a truthy value (returned) or `timeout` passes (AssertionError)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = condition()
+        if value:
+            return value
+        if time.monotonic() >= deadline:
+            raise AssertionError(f"{what} not met within {timeout} s")
+        time.sleep(poll_s)
+
+
+def load_dag(dag_id: str):
+    """A DAG from its own file, dags/<dag_id>.py (one DAG per file, named after its id)."""
+    from airflow.dag_processing.dagbag import DagBag
+
+    bag = DagBag(dag_folder=str(ROOT / "dags" / f"{dag_id}.py"))
+    assert not bag.import_errors, bag.import_errors
+    dag = bag.get_dag(dag_id)
+    assert dag is not None, f"dags/{dag_id}.py does not define {dag_id}"
+    return dag

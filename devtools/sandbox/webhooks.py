@@ -38,6 +38,7 @@ class WebhookDispatcher:
         self._queue: asyncio.Queue | None = None
         self._wake: asyncio.Event | None = None
         self._tasks: list[asyncio.Task] = []
+        self._posting = 0  # taken off the queue, not yet answered
         self._client: httpx.AsyncClient | None = None
         self.stats: Counter[str] = Counter()
 
@@ -62,7 +63,9 @@ class WebhookDispatcher:
 
     @property
     def pending(self) -> int:
-        return len(self._heap) + (self._queue.qsize() if self._queue else 0)
+        """Webhooks scheduled, queued or being posted: 0 means everything due so far has been delivered (or
+        dropped), which tests poll for instead of sleeping."""
+        return len(self._heap) + (self._queue.qsize() if self._queue else 0) + self._posting
 
     def kick(self) -> None:
         """Wake the scheduler now (a timed fault was set or changed)."""
@@ -134,26 +137,33 @@ class WebhookDispatcher:
         assert self._queue is not None and self._client is not None
         while True:
             payload, attempt = await self._queue.get()
-            w = self.sandbox.webhooks
-            url = w.url
-            if not url:
-                continue
-            body = msgspec.json.encode(payload)
-            headers = {"Content-Type": "application/json",
-                       "X-Hub-Signature-256": sign(body, self.sandbox.settings.app_secret)}
+            self._posting += 1
             try:
-                resp = await self._client.post(url, content=body, headers=headers)
-                ok = 200 <= resp.status_code < 300
-            except httpx.HTTPError:
-                ok = False
-            if ok:
-                self.stats["delivered"] += 1
-            elif attempt < w.max_attempts:
-                self.stats["retried"] += 1
-                self.schedule(payload, w.retry_base_s * (2 ** (attempt - 1)), attempt + 1)
-            else:
-                self.stats["dropped"] += 1
-                log.warning("webhook dropped after %d attempts", attempt)
+                await self._post(payload, attempt)
+            finally:
+                self._posting -= 1
+
+    async def _post(self, payload: dict, attempt: int) -> None:
+        w = self.sandbox.webhooks
+        url = w.url
+        if not url:
+            return
+        body = msgspec.json.encode(payload)
+        headers = {"Content-Type": "application/json",
+                   "X-Hub-Signature-256": sign(body, self.sandbox.settings.app_secret)}
+        try:
+            resp = await self._client.post(url, content=body, headers=headers)
+            ok = 200 <= resp.status_code < 300
+        except httpx.HTTPError:
+            ok = False
+        if ok:
+            self.stats["delivered"] += 1
+        elif attempt < w.max_attempts:
+            self.stats["retried"] += 1
+            self.schedule(payload, w.retry_base_s * (2 ** (attempt - 1)), attempt + 1)
+        else:
+            self.stats["dropped"] += 1
+            log.warning("webhook dropped after %d attempts", attempt)
 
     def send_now(self, payload: dict) -> None:
         self.schedule(payload, 0.0)

@@ -1,7 +1,7 @@
 """The nightly canary: tomorrow's real renders go to the internal canary list through the fan-out's
-own sender (`delivery.ShardSender`: same claim/send/retry/reconcile code, same token buckets and
-idempotency), then we wait, bounded, for delivered status webhooks and record a verdict in `canary_runs`
-that the 05:50 pre-delivery check reads.
+own sender (`ShardSender` over a `CanaryQueue`: same claim/send/retry/reconcile code, same token buckets and
+idempotency; in-window monitoring off, it pages on the advisors' fan-out only), then we wait, bounded, for
+delivered status webhooks and record a verdict in `canary_runs` that the 05:50 pre-delivery check reads.
 
 Every primary number sends at least one canary message when the list is long enough, so a broken
 number shows up the night before. Canary rows live in `canary_sends`, never in `deliveries`, so
@@ -23,27 +23,11 @@ from include.content import templates
 from include.core.alerting import Alert, RunRef, Severity, post
 from include.core.checks import CheckResult
 from include.core.db import query
-from include.delivery.fanout import SenderOptions, ShardSender, Unit
+from include.delivery.fanout import CanaryQueue, SenderOptions, ShardSender, Unit
 from include.core.phones import mask_phone
 from include.whatsapp.client import WhatsAppSettings
 
 log = logging.getLogger(__name__)
-
-
-class CanarySender(ShardSender):
-    QUERIES = {"claim": "canary/claim", "record_outcome": "canary/record_outcome", "record_attempt": None,
-               "remaining": "canary/remaining", "stale_unresolved": "canary/stale_unresolved",
-               "resolve_unknown": "canary/resolve_unknown", "retarget_template": "canary/retarget_template",
-               "evidence": "canary/webhook_evidence", "watermark": "canary/webhook_watermark",
-               "unit_templates": "canary/unit_templates"}
-    MONITORED = False
-
-    def __init__(self, *args, canary_run_id: int, **kwargs):
-        super().__init__(*args, **kwargs)
-        self.canary_run_id = canary_run_id
-
-    def _scope(self) -> dict:
-        return super()._scope() | {"canary_run_id": self.canary_run_id}
 
 
 def _queue(engine: Engine, business_date: dt.date, phones: tuple[str, ...],
@@ -119,8 +103,9 @@ def run_canary(engine: Engine, settings: WhatsAppSettings, business_date: dt.dat
         shards = [r.shard for r in conn.execute(query("canary/shards"), {"canary_run_id": run})]
 
     async def send_all():
-        senders = [CanarySender(engine, settings, Unit(business_date, shard, ("canary",)), options, context,
-                                canary_run_id=run) for shard in shards]
+        units = [Unit(business_date, shard, ("canary",)) for shard in shards]
+        senders = [ShardSender(engine, settings, unit, options, context, queue=CanaryQueue(engine, unit, run),
+                               monitored=False) for unit in units]
         return await asyncio.gather(*(s.run() for s in senders), return_exceptions=True)
 
     sent = asyncio.run(send_all())

@@ -20,6 +20,7 @@ import resource
 import time
 from collections import Counter
 from dataclasses import dataclass, field
+from collections.abc import Mapping
 from typing import Any
 
 from sqlalchemy.engine import Engine
@@ -37,9 +38,10 @@ log = logging.getLogger(__name__)
 
 
 # -- approval backlog --------------------------------------------------------------------------------
-def approval_backlog_check(engine: Engine, business_date: dt.date, threshold: int = config.PENDING_BACKLOG_THRESHOLD,
+def approval_backlog_check(engine: Engine, business_date: dt.date, threshold: int | None = None,
                            context: dict | None = None) -> CheckResult:
     """Count tomorrow's pending packs; above the threshold, a P2 to the approvers' channel."""
+    threshold = config.PENDING_BACKLOG_THRESHOLD if threshold is None else threshold
     pending = content.approval_backlog(engine, business_date)
     per_segment = Counter(p.segment or ("advisor-specific" if p.advisor_id else "all") for p in pending)
     result = CheckResult("approval_backlog")
@@ -82,9 +84,11 @@ def bulk_approve(engine: Engine, business_date: dt.date, max_risk: int, reason: 
 
 
 # -- render batches ---------------------------------------------------------------------------------------
-def render_batches(engine: Engine, business_date: dt.date, batch_size: int = config.RENDER_BATCH_SIZE,
-                   max_tasks: int = config.MAX_RENDER_TASKS) -> list[dict]:
+def render_batches(engine: Engine, business_date: dt.date, batch_size: int | None = None,
+                   max_tasks: int | None = None) -> list[dict]:
     """Mapped render tasks: advisor_id modulo n, n bounded; at least 2 so both cores work."""
+    batch_size = config.RENDER_BATCH_SIZE if batch_size is None else batch_size
+    max_tasks = config.MAX_RENDER_TASKS if max_tasks is None else max_tasks
     with engine.connect() as conn:
         eligible = conn.execute(query("render/eligible_count")).scalar_one()
     if eligible == 0:
@@ -264,107 +268,32 @@ def render_summary(engine: Engine, business_date: dt.date) -> dict[str, Any]:
             "failure_examples": {r.rule_id: r.example_pack for r in by_rule}}
 
 
-def publish_window_summary(engine: Engine, business_date: dt.date, backlog: dict | None, templates: dict | None,
-                           fallbacks: dict | None, canary: dict | None, context: dict | None = None) -> dict:
-    """One Slack summary: pending, rendered, QC failures by rule, fallbacks, canary; worst severity pages."""
-    from include.core.alerting import worst
+def publish_window_summary(engine: Engine, business_date: dt.date, reported: Mapping[str, dict | None],
+                           context: Mapping[str, Any] | None = None) -> dict:
+    """One Slack summary: pending, rendered, QC failures by rule, fallbacks, canary; the worst severity pages.
+    `reported` is what the DAG wiring hands over, by task id; a step that did not report is a P1."""
+    from include.core.checks import collect, summarise
 
     renders = render_summary(engine, business_date)
-    severities = [Severity(r["severity"]) for r in (backlog, templates, canary) if r]
-    missing = [name for name, r in (("approval backlog", backlog), ("templates", templates),
-                                    ("fallback assignment", fallbacks), ("canary", canary)) if not r]
-    if missing:
+    fallbacks = reported.get("finalize_fallback_renders")
+    checks = {k: v for k, v in reported.items() if k != "finalize_fallback_renders"}
+    results = collect(checks, missing=Severity.P1)
+    severities, details = [], []
+    if not fallbacks:
         severities.append(Severity.P1)
-    if fallbacks and fallbacks.get("assigned", 0) < fallbacks.get("eligible", 0):
+        details.append("finalize_fallback_renders did not report (see its log)")
+    elif fallbacks.get("assigned", 0) < fallbacks.get("eligible", 0):
         severities.append(Severity.P0)
-    severity = worst(severities or [Severity.INFO])
+        details.append(f"{fallbacks['eligible'] - fallbacks['assigned']} advisors have no content for the morning")
+    backlog = reported.get("check_approval_backlog") or {}
     facts = {
-        "business date": business_date.isoformat(),
-        "pending approval": (backlog or {}).get("facts", {}).get("pending", "n/a"),
+        "pending approval": (backlog.get("facts") or {}).get("pending", "n/a"),
         "renders": f"{renders['passed']} passed / {renders['failed']} failed QC",
         "QC failures by rule": ", ".join(f"{k} {v}" for k, v in renders["failures_by_rule"].items()) or "none",
         "fallbacks": (f"{fallbacks['fallback']} of {fallbacks['eligible']} advisors" if fallbacks else "n/a"),
         "content assigned": (f"{fallbacks['assigned']}/{fallbacks['eligible']}" if fallbacks else "n/a"),
-        "templates": (templates or {}).get("summary", "n/a"),
-        "canary": (canary or {}).get("summary", "did not run"),
     }
-    details = [f"[{r['severity']}] {r['name']}: {item}" for r in (backlog, templates, canary) if r
-               for item in r.get("items", [])]
-    details += [f"{task} did not report (see its log)" for task in missing]
-    post(Alert(severity, f"Nightly content window for {business_date}", facts, RunRef.from_context(context),
-               details))
-    return {"severity": severity.value, **renders, "fallbacks": fallbacks, "canary": canary}
-
-
-# -- task entry points (called from dags/nightly_content_window.py) ----------------------------------------
-DAG_ID = "nightly_content_window"
-
-
-def window_date(context: dict) -> dt.date:
-    """Tomorrow in IST (the business date being prepared), or the operator's date."""
-    from include.core.dagkit import business_date
-
-    return business_date(context, offset_days=1)
-
-
-def _engine():
-    from include.core.db import get_engine
-
-    return get_engine()
-
-
-def run_check_approval_backlog(context: dict) -> dict:
-    from include.core.checks import finish
-
-    engine, day = _engine(), window_date(context)
-    threshold = int((context.get("params") or {}).get("backlog_threshold") or config.PENDING_BACKLOG_THRESHOLD)
-    return finish(engine, approval_backlog_check(engine, day, threshold, context), day, context, DAG_ID)
-
-
-def run_validate_templates(context: dict) -> dict:
-    """Template findings (P1 backup switch, P0 none) reach Slack in the window summary, which pages on them."""
-    from include.core.checks import finish
-    from include.delivery.pre_delivery_check import template_check
-    from include.whatsapp.client import WhatsAppHook
-
-    engine, day = _engine(), window_date(context)
-    with WhatsAppHook().get_conn() as client:
-        result, chosen = template_check(engine, client)
-    return finish(engine, result, day, context, DAG_ID) | {"chosen_templates": chosen}
-
-
-def run_plan_render_batches(context: dict) -> list[dict]:
-    return render_batches(_engine(), window_date(context))
-
-
-def run_render_batch(batch: dict, mode: str) -> dict:
-    return render_batch(_engine(), dt.date.fromisoformat(batch["business_date"]), int(batch["batch"]),
-                        int(batch["batch_count"]), mode)
-
-
-def run_assign_fallback_content(context: dict) -> dict:
-    return assign_fallbacks(_engine(), window_date(context))
-
-
-def run_finalize_fallbacks(context: dict) -> dict:
-    return finalize_fallbacks(_engine(), window_date(context))
-
-
-def run_send_canary(context: dict) -> dict:
-    from include.content.canary import run_canary
-    from include.core.checks import finish
-    from include.whatsapp.client import WhatsAppHook
-
-    engine, day = _engine(), window_date(context)
-    hook = WhatsAppHook()
-    ti = context.get("ti")
-    result = run_canary(engine, hook.get_settings(), day, context=context, run_id=getattr(ti, "run_id", None))
-    return finish(engine, result, day, context, DAG_ID)
-
-
-def run_publish_window_summary(context: dict) -> dict:
-    ti = context["ti"]
-    pull = ti.xcom_pull
-    return publish_window_summary(_engine(), window_date(context), pull(task_ids="check_approval_backlog"),
-                                  pull(task_ids="validate_templates"), pull(task_ids="finalize_fallback_renders"),
-                                  pull(task_ids="send_canary"), context)
+    alert = summarise("Nightly content window", business_date, results,
+                      RunRef.from_context(context), facts=facts, severities=severities, details=details)
+    return {"severity": alert.severity.value, **renders, "fallbacks": fallbacks,
+            "canary": reported.get("send_canary")}

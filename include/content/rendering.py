@@ -137,8 +137,11 @@ def _block(draw: ImageDraw.ImageDraw, name: str, text: str, box: tuple[int, int,
 class PackRenderer:
     """Renders advisors' images; keeps the per-pack layer of the last few packs in memory."""
 
-    def __init__(self, width: int = config.RENDER_WIDTH, height: int = config.RENDER_HEIGHT,
-                 quality: int = config.RENDER_JPEG_QUALITY, cache_packs: int = 16):
+    def __init__(self, width: int | None = None, height: int | None = None,
+                 quality: int | None = None, cache_packs: int = 16):
+        width = config.RENDER_WIDTH if width is None else width
+        height = config.RENDER_HEIGHT if height is None else height
+        quality = config.RENDER_JPEG_QUALITY if quality is None else quality
         self.width, self.height, self.quality = width, height, quality
         self._packs: OrderedDict[tuple, tuple[Image.Image, list[dict]]] = OrderedDict()
         self._cache_packs = cache_packs

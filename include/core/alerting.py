@@ -13,6 +13,17 @@ from enum import StrEnum
 from typing import Any
 from urllib.parse import quote
 
+from slack_sdk.models.blocks import (
+    ActionsBlock,
+    Block,
+    ButtonElement,
+    ContextBlock,
+    HeaderBlock,
+    MarkdownTextObject,
+    PlainTextObject,
+    SectionBlock,
+)
+
 from include.core import config
 
 log = logging.getLogger(__name__)
@@ -89,8 +100,10 @@ class Alert:
         return f"[{self.severity.value}]{where} {self.title}"
 
     def blocks(self) -> list[dict]:
+        """The Block Kit message, built with slack_sdk's models (which validate it) and fitted to Slack's
+        limits: every text is shortened to its block's maximum rather than rejected."""
         header = f"{_EMOJI[self.severity]} {self.severity.value}: {self.title}"
-        blocks: list[dict] = [{"type": "header", "text": {"type": "plain_text", "text": header[:150]}}]
+        blocks: list[Block] = [HeaderBlock(text=PlainTextObject(text=_fit(header, HeaderBlock.text_max_length)))]
         ctx = [f"*{k}:* `{v}`" for k, v in (("dag", self.source.dag_id), ("task", self.source.task_id),
                                               ("run", self.source.run_id)) if v]
         if self.source.map_index is not None and self.source.map_index >= 0:
@@ -98,22 +111,55 @@ class Alert:
         if self.severity.pages:
             ctx.append("*paging on-call*")
         if ctx:
-            blocks.append({"type": "context", "elements": [{"type": "mrkdwn", "text": " · ".join(ctx)[:3000]}]})
-        if self.facts:
-            fields = [{"type": "mrkdwn", "text": f"*{k}*\n{v}"[:2000]} for k, v in list(self.facts.items())[:10]]
-            blocks.append({"type": "section", "fields": fields})
-            if len(self.facts) > 10:
-                rest = "\n".join(f"*{k}:* {v}" for k, v in list(self.facts.items())[10:])
-                blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": rest[:3000]}})
+            blocks.append(ContextBlock(elements=[MarkdownTextObject(text=_fit(" · ".join(ctx), _TEXT_MAX))]))
+        facts = list(self.facts.items())
+        if facts:
+            shown, rest = facts[:SectionBlock.fields_max_length], facts[SectionBlock.fields_max_length:]
+            blocks.append(SectionBlock(fields=[MarkdownTextObject(text=_fit(f"*{k}*\n{v}", _FIELD_MAX))
+                                               for k, v in shown]))
+            if rest:
+                blocks.append(SectionBlock(text=MarkdownTextObject(
+                    text=_join_within([f"*{k}:* {v}" for k, v in rest], SectionBlock.text_max_length))))
         if self.details:
-            body = "\n".join(f"• {d}" for d in self.details[:20])
-            if len(self.details) > 20:
-                body += f"\n… and {len(self.details) - 20} more"
-            blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": body[:3000]}})
-        if self.source.url:
-            blocks.append({"type": "actions", "elements": [{"type": "button", "text": {
-                "type": "plain_text", "text": "Open run in Airflow"}, "url": self.source.url}]})
-        return blocks
+            bullets = [f"• {d}" for d in self.details[:_MAX_DETAILS]]
+            blocks.append(SectionBlock(text=MarkdownTextObject(text=_join_within(
+                bullets, SectionBlock.text_max_length, hidden=max(0, len(self.details) - _MAX_DETAILS)))))
+        url = self.source.url
+        if url and len(url) <= ButtonElement.url_max_length:  # a cut URL would lead nowhere: no button then
+            blocks.append(ActionsBlock(elements=[ButtonElement(text=PlainTextObject(text="Open run in Airflow"),
+                                                               url=url)]))
+        return [b.to_dict() for b in blocks]  # to_dict() validates against slack_sdk's Block Kit rules
+
+
+# Slack's limits that slack_sdk does not expose as model attributes (it validates the rest itself and
+# raises SlackObjectFormationError on overlong text, so we fit text to the limits before building).
+_TEXT_MAX = 3000    # any mrkdwn text object (context elements)
+_FIELD_MAX = 2000   # each of a section's fields
+_MAX_DETAILS = 20   # detail lines listed before "… and N more"
+_EXCEPTION_MAX = 500
+
+
+def _fit(text: str, limit: int) -> str:
+    """`text` shortened to at most `limit` characters, marked with an ellipsis when it was cut."""
+    return text if len(text) <= limit else text[:limit - 1] + "…"
+
+
+def _join_within(lines: Sequence[str], limit: int, hidden: int = 0) -> str:
+    """As many whole lines as fit in `limit` characters, then "… and N more" for the lines left out
+    (plus `hidden` lines the caller already left out). A first line longer than the limit is cut."""
+    reserve = len(f"\n… and {len(lines) + hidden} more")
+    kept: list[str] = []
+    used = 0
+    for i, line in enumerate(lines):
+        budget = limit if (i == len(lines) - 1 and not hidden) else limit - reserve
+        if used + len(line) + (1 if kept else 0) > budget:
+            if not kept:
+                kept.append(_fit(line, limit - reserve))
+            break
+        kept.append(line)
+        used += len(line) + (1 if len(kept) > 1 else 0)
+    more = len(lines) - len(kept) + hidden
+    return "\n".join(kept) + (f"\n… and {more} more" if more else "")
 
 
 def post(alert: Alert, conn_id: str = config.SLACK_CONN_ID) -> bool:
@@ -198,5 +244,5 @@ def on_task_failure(context: Mapping[str, Any]) -> None:
                     "trigger the DAG again.", ref.dag_id, ref.task_id, ref.run_id, exc)
         return
     post(Alert(Severity.P1, f"Task failed: {ref.dag_id}.{ref.task_id}",
-               {"exception": f"{type(exc).__name__}: {exc}"[:500] if exc else "unknown",
+               {"exception": _fit(f"{type(exc).__name__}: {exc}", _EXCEPTION_MAX) if exc else "unknown",
                 "try": ref.try_number}, ref))

@@ -1,10 +1,11 @@
-"""Check results shared by the pre-delivery check and the nightly window: a severity, the failing
-items, stored in `check_results` and summarised to Slack with the worst severity deciding paging."""
+"""Check results of every runbook step: a severity and the failing items, stored in `check_results`, and the one
+summary builder the DAGs' summary tasks post to Slack (the worst severity decides paging)."""
 from __future__ import annotations
 
 import datetime as dt
 import json
 from dataclasses import asdict, dataclass, field
+from collections.abc import Collection, Mapping, Sequence
 from typing import Any
 
 from sqlalchemy.engine import Engine
@@ -58,16 +59,36 @@ def finish(engine: Engine, result: CheckResult, business_date: dt.date, context:
     return result.as_dict()
 
 
-def summarise(results: list[CheckResult], title: str, source: RunRef, business_date: dt.date) -> Alert:
-    """One Slack message for all checks; the worst severity decides whether it pages."""
-    severity = worst([r.severity for r in results])
+def collect(reported: Mapping[str, dict | None], *, missing: Severity = Severity.P1,
+            optional: Collection[str] = ()) -> list[CheckResult]:
+    """The results a summary task was handed by the DAG wiring, keyed by task id. A task that did not report
+    (it failed, or an upstream did) is itself a finding of severity `missing`; `optional` ones (a branch not
+    taken, a checkpoint that does not run) are left out when they did not report."""
+    out = []
+    for task_id, value in reported.items():
+        if value:
+            out.append(CheckResult.from_dict(value))
+        elif task_id not in optional:
+            out.append(CheckResult(task_id, missing, "did not report; see its log",
+                                   [f"{task_id} did not complete; see its log"]))
+    return out
+
+
+def summarise(title: str, business_date: dt.date, results: Sequence[CheckResult], source: RunRef, *,
+              facts: Mapping[str, Any] | None = None, severities: Sequence[Severity] = (),
+              details: Sequence[str] = ()) -> Alert:
+    """The one summary every DAG posts: headline facts, one line per check, the failing items, and the worst
+    severity (of the checks and of any `severities` the caller adds) deciding whether it pages."""
+    severity = worst([r.severity for r in results] + list(severities) or [Severity.INFO])
     failed = [r for r in results if not r.ok]
-    facts: dict[str, Any] = {"business date": business_date.isoformat(),
-                             "checks": f"{len(results) - len(failed)}/{len(results)} passed"}
+    lines: dict[str, Any] = {"business date": business_date.isoformat(), **(facts or {})}
+    if results:
+        lines["checks"] = f"{len(results) - len(failed)}/{len(results)} passed"
     for r in results:
-        facts[r.name] = f"{'✅' if r.ok else r.severity.value}: {r.summary}"
-    details = [f"[{r.severity.value}] {r.name}: {item}" for r in failed for item in r.items]
-    heading = f"{title}: all checks passed" if not failed else f"{title}: {len(failed)} check(s) need attention"
-    alert = Alert(severity, heading, facts, source, details)
+        lines[r.name] = f"{'✅' if r.ok else r.severity.value}: {r.summary}"
+    items = [f"[{r.severity.value}] {r.name}: {item}" for r in failed for item in r.items] + list(details)
+    verdict = "all checks passed" if not failed and severity is Severity.INFO else (
+        f"{len(failed)} check(s) need attention" if failed else f"worst severity {severity.value}")
+    alert = Alert(severity, f"{title} for {business_date}: {verdict}", lines, source, items)
     post(alert)
     return alert

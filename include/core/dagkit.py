@@ -1,5 +1,5 @@
-"""Shared DAG conventions: default args (owner, retries, failure alerts), schedules in IST,
-and reading the business date and the acting user from the task context."""
+"""Shared DAG conventions: default args (owner, retries, failure alerts), schedules in IST, the business-date
+Param, the acting user and the run type from the task context. The date itself is resolved in include/core/dates.py."""
 from __future__ import annotations
 
 import datetime as dt
@@ -11,7 +11,7 @@ from airflow.sdk.exceptions import AirflowFailException
 
 from include.core import config
 from include.core.alerting import on_task_failure
-from include.core.dates import business_date_from_run_after
+from include.core.dates import ServedDate
 
 
 def default_args(**overrides: Any) -> dict[str, Any]:
@@ -33,16 +33,6 @@ def ist_cron(cron: str):
     return CronTriggerTimetable(cron, timezone=config.TIMEZONE_NAME)
 
 
-def business_date(context: Mapping[str, Any], offset_days: int = 0) -> dt.date:
-    """The run's business date: `params.business_date` when an operator gave one, else `run_after` in IST."""
-    given = (context.get("params") or {}).get("business_date")
-    if given:
-        from include.core.dates import parse_business_date
-
-        return parse_business_date(given)
-    return business_date_from_run_after(context["dag_run"].run_after, offset_days)
-
-
 def run_type(dag_run: Any) -> str:
     """'scheduled', 'manual', 'backfill', 'asset_triggered' or ''. The Task SDK's enum prints as
     'DagRunType.SCHEDULED', so compare its value, never its str()."""
@@ -59,12 +49,12 @@ def acting_user(context: Mapping[str, Any]) -> str:
     return "scheduler" if run_type(dag_run) == "scheduled" else "airflow-operator"
 
 
-def operator_date(context: Mapping[str, Any]) -> dt.date:
-    """The business date an operator asked for (today in IST when empty); future dates are refused."""
-    from include.core.dates import ist_today, parse_business_date
+def date_param(serves: ServedDate, note: str = ""):
+    """The `business_date` Param of a DAG, saying in the trigger form which date an empty value means."""
+    from airflow.sdk import Param
 
-    given = (context.get("params") or {}).get("business_date")
-    return parse_business_date(given, allow_future=False) if given else ist_today()
+    return Param(None, type=["null", "string"], format="date", title="Business date",
+                 description=f"YYYY-MM-DD. Empty means {serves.default}.{(' ' + note) if note else ''}")
 
 
 class OperatorInputError(AirflowFailException):

@@ -2,8 +2,8 @@
 
 The database is reached through the Airflow connection `app_db` (SQLAlchemy 2, psycopg 3 driver);
 callers that already know a URL (tests, benchmarks, the local stack) pass it explicitly.
-SQL lives in files under sql/ and is referred to by name: `query("advisors/eligible")` loads
-sql/queries/advisors/eligible.sql. Migrations are the numbered files in sql/migrations.
+SQL lives in files under sql/ and is referred to by name: `query("advisors/eligible_count")` loads
+sql/queries/advisors/eligible_count.sql. Migrations are the numbered files in sql/migrations.
 """
 from __future__ import annotations
 
@@ -18,12 +18,13 @@ from pathlib import Path
 import sqlalchemy as sa
 from sqlalchemy.engine import URL, Engine
 
+from include.core.config import APP_DB_CONN_ID, PROJECT_ROOT
+
 log = logging.getLogger(__name__)
 
-SQL_DIR = Path(__file__).resolve().parents[2] / "sql"
+SQL_DIR = PROJECT_ROOT / "sql"
 MIGRATIONS_DIR = SQL_DIR / "migrations"
 QUERIES_DIR = SQL_DIR / "queries"
-APP_DB_CONN_ID = "app_db"
 _MIGRATION_LOCK_KEY = 7_204_611  # pg_advisory_xact_lock key: one migrator at a time
 
 

@@ -5,18 +5,14 @@ By default `file://` under the project's data folder; set FA_DATA_ROOT_URL to an
 """
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 from include.core import config
 
-ROOT = Path(__file__).resolve().parents[2]
-
-
 def data_root_url() -> str:
     if config.DATA_ROOT_URL:
         return config.DATA_ROOT_URL.rstrip("/")
-    base = Path(os.environ.get("FA_DATA_DIR") or ROOT / ".data").resolve() / "objects"
+    base = Path(config.DATA_DIR or config.PROJECT_ROOT / ".data").resolve() / "objects"
     return f"file://{base}"
 
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import uuid
-from typing import Any
 
 from sqlalchemy.engine import Engine
 
@@ -14,8 +13,8 @@ from include.core import config
 from include.content import readiness as content, templates
 
 from include.delivery import numbers, planning
-from include.core.alerting import RunRef, Severity
-from include.core.checks import CheckResult, summarise
+from include.core.alerting import Severity
+from include.core.checks import CheckResult
 from include.core.db import query
 from include.core.storage import render_root
 from include.whatsapp.client import WhatsAppClient, WhatsAppError
@@ -184,97 +183,3 @@ def prepare_queue(engine: Engine, business_date: dt.date, chosen_templates: dict
         result.escalate(Severity.P1, f"segment group(s) without recipients: {', '.join(missing)}")
     result.summary = f"{plan.total} advisors planned on {len(plan.by_shard)} shards"
     return result
-
-
-def publish_summary(engine: Engine, results: list[dict[str, Any]], business_date: dt.date,
-                    context: dict | None = None) -> dict:
-    """Post one Slack summary; raise (failing the run, after posting) when any check is a P0."""
-    checks = [CheckResult.from_dict(r) for r in results if r]
-    alert = summarise(checks, "Pre-delivery check", RunRef.from_context(context), business_date)
-    out = {"severity": alert.severity.value, "failed": [c.name for c in checks if not c.ok]}
-    if alert.severity is Severity.P0:
-        # A P0 verdict is not transient: fail at once instead of retrying the summary.
-        from airflow.sdk.exceptions import AirflowFailException
-
-        raise AirflowFailException(f"pre-delivery check found P0 problems: {', '.join(out['failed'])}")
-    return out
-
-
-
-# -- task entry points: each records its result and returns it for the summary ------------------
-CHECK_TASKS = ("check_system_health", "check_whatsapp_numbers", "check_templates", "check_content_ready",
-               "prepare_delivery_queue")
-
-
-def _finish(engine: Engine, result: CheckResult, business_date: dt.date, context: dict) -> dict:
-    from include.core.checks import finish
-
-    return finish(engine, result, business_date, context, "pre_delivery_check")
-
-
-def _deps():
-    from include.core.db import get_engine
-    from include.whatsapp.client import WhatsAppHook
-
-    return get_engine(), WhatsAppHook().get_conn()
-
-
-def run_system_health(context: dict) -> dict:
-    from include.core.dagkit import business_date
-
-    engine, client = _deps()
-    with client:
-        return _finish(engine, system_health(engine, client), business_date(context), context)
-
-
-def run_whatsapp_numbers(context: dict) -> dict:
-    from include.core.dagkit import acting_user, business_date
-
-    engine, client = _deps()
-    day = business_date(context)
-    with client:
-        return _finish(engine, whatsapp_numbers(engine, client, day, acting_user(context)), day, context)
-
-
-def run_templates(context: dict) -> dict:
-    from include.core.dagkit import business_date
-
-    engine, client = _deps()
-    with client:
-        result, chosen = template_check(engine, client)
-    out = _finish(engine, result, business_date(context), context)
-    out["chosen_templates"] = chosen
-    return out
-
-
-def run_content_ready(context: dict) -> dict:
-    from include.core.dagkit import business_date
-    from include.core.db import get_engine
-
-    engine = get_engine()
-    day = business_date(context)
-    return _finish(engine, content_ready(engine, day), day, context)
-
-
-def run_prepare_queue(template_result: dict, context: dict) -> dict:
-    from include.core.dagkit import business_date
-    from include.core.db import get_engine
-
-    engine = get_engine()
-    day = business_date(context)
-    window = int((context.get("params") or {}).get("jitter_window_s") or config.JITTER_WINDOW_SECONDS)
-    result = prepare_queue(engine, day, (template_result or {}).get("chosen_templates") or {}, window)
-    return _finish(engine, result, day, context)
-
-
-def run_publish_summary(context: dict) -> dict:
-    from include.core.dagkit import business_date
-    from include.core.db import get_engine
-
-    ti = context["ti"]
-    results = []
-    for task_id in CHECK_TASKS:
-        value = ti.xcom_pull(task_ids=task_id)
-        results.append(value if value else CheckResult(task_id, Severity.P0, "task failed before reporting",
-                                                       [f"{task_id} did not complete; see its log"]).as_dict())
-    return publish_summary(get_engine(), results, business_date(context), context)

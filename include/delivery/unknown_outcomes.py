@@ -14,7 +14,9 @@ risks a loss. Nothing sandbox-only is consulted: the rule (`decide`) reads store
   The sender waits a bounded time, then reports the rows and pages; post-delivery reconciliation runs
   the same rule later (`settle_date`), and what stays unknown is reported for an operator to decide.
 
-One resolver serves the advisors' deliveries and the nightly canary; they differ only in named queries.
+One resolver serves the advisors' deliveries and the nightly canary: `settle` reads and writes through a
+`Ledger` (the table's webhook evidence, watermark and verdict writes), which each work queue implements for its
+own table (include/delivery/fanout/work_queue.py); `DeliveriesLedger` is the advisors' `deliveries`.
 """
 from __future__ import annotations
 
@@ -22,6 +24,7 @@ import datetime as dt
 import logging
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from typing import Protocol
 
 from sqlalchemy.engine import Engine
 
@@ -41,9 +44,11 @@ class Verdict:
 
 
 def decide(sending_at: dt.datetime | None, evidence_wamid: str | None, watermark: dt.datetime | None,
-           now: dt.datetime, margin_s: float = config.WEBHOOK_WATERMARK_MARGIN_S,
-           min_age_s: float = config.UNKNOWN_RESOLVE_AFTER_S) -> Verdict:
+           now: dt.datetime, margin_s: float | None = None,
+           min_age_s: float | None = None) -> Verdict:
     """What to do with one row whose send outcome is unknown (a pure function; see the module doc)."""
+    margin_s = config.WEBHOOK_WATERMARK_MARGIN_S if margin_s is None else margin_s
+    min_age_s = config.UNKNOWN_RESOLVE_AFTER_S if min_age_s is None else min_age_s
     if evidence_wamid:
         return Verdict(ACCEPTED, evidence_wamid, "status webhook of this attempt")
     if sending_at is None:
@@ -74,23 +79,62 @@ class Settled:
         self.unknown_keys.extend(other.unknown_keys)
 
 
-FANOUT_QUERIES = {"evidence": "fanout/webhook_evidence", "watermark": "fanout/webhook_watermark",
-                  "resolve": "fanout/resolve_unknown"}
+class Ledger(Protocol):
+    """One work table as the resolver sees it: the evidence it judges by and where its verdicts go."""
+
+    def webhook_evidence(self, keys: list[str]) -> dict[str, str]:
+        """Idempotency key -> wamid, from the stored status webhooks that echo these keys."""
+        ...
+
+    def webhook_watermark(self) -> dt.datetime | None:
+        ...
+
+    def resolve_unknown(self, updates: list[dict]) -> None:
+        """Write verdicts (delivery_id, status, wamid) in one transaction."""
+        ...
 
 
-def settle(engine: Engine, rows: Iterable, queries: dict[str, str] = FANOUT_QUERIES,
-           now: dt.datetime | None = None, margin_s: float = config.WEBHOOK_WATERMARK_MARGIN_S,
-           min_age_s: float = config.UNKNOWN_RESOLVE_AFTER_S) -> Settled:
+class DeliveriesLedger:
+    """The advisors' `deliveries` table. A work table's statements live in its own folder of sql/queries/
+    (`SQL_FOLDER`); the canary's queue points the same methods at `canary/`."""
+
+    SQL_FOLDER = "fanout"
+
+    def __init__(self, engine: Engine):
+        self.engine = engine
+
+    def _sql(self, name: str):
+        return query(f"{self.SQL_FOLDER}/{name}")
+
+    def webhook_evidence(self, keys: list[str]) -> dict[str, str]:
+        with self.engine.connect() as conn:
+            return {r.biz_opaque: r.wamid for r in conn.execute(self._sql("webhook_evidence"), {"keys": keys})}
+
+    def webhook_watermark(self) -> dt.datetime | None:
+        with self.engine.connect() as conn:
+            return conn.execute(self._sql("webhook_watermark")).scalar()
+
+    def resolve_unknown(self, updates: list[dict]) -> None:
+        with self.engine.begin() as conn:
+            conn.execute(self._sql("resolve_unknown"), updates)
+
+
+def settle(ledger: Ledger | Engine, rows: Iterable, now: dt.datetime | None = None,
+           margin_s: float | None = None,
+           min_age_s: float | None = None) -> Settled:
     """Apply `decide` to rows (delivery_id, idempotency_key, status, sending_at) and write the verdicts in
-    one transaction. A stale 'sending' row that stays undecided is marked 'unknown', so it is reported."""
+    one transaction. A stale 'sending' row that stays undecided is marked 'unknown', so it is reported.
+    An engine stands for the advisors' deliveries (post-delivery and operators settle those)."""
+    margin_s = config.WEBHOOK_WATERMARK_MARGIN_S if margin_s is None else margin_s
+    min_age_s = config.UNKNOWN_RESOLVE_AFTER_S if min_age_s is None else min_age_s
+    if isinstance(ledger, Engine):
+        ledger = DeliveriesLedger(ledger)
     rows = list(rows)
     out = Settled()
     if not rows:
         return out
-    with engine.connect() as conn:
-        evidence = {r.biz_opaque: r.wamid for r in conn.execute(
-            query(queries["evidence"]), {"keys": [r.idempotency_key for r in rows]})}
-        watermark = conn.execute(query(queries["watermark"])).scalar()
+    evidence = ledger.webhook_evidence([r.idempotency_key for r in rows])
+    watermark = ledger.webhook_watermark()
     now = now or dt.datetime.now(dt.UTC)
     updates = []
     for r in rows:
@@ -106,18 +150,18 @@ def settle(engine: Engine, rows: Iterable, queries: dict[str, str] = FANOUT_QUER
                 continue  # nothing to write
         updates.append({"delivery_id": r.delivery_id, "status": verdict.action, "wamid": verdict.wamid})
     if updates:
-        with engine.begin() as conn:
-            conn.execute(query(queries["resolve"]), updates)
+        ledger.resolve_unknown(updates)
     if out.requeued or out.accepted:
         log.info("unknown outcomes settled: %d accepted (webhook), %d requeued (watermark %s), %d still unknown",
                  out.accepted, out.requeued, watermark, out.unknown)
     return out
 
 
-def settle_date(engine: Engine, business_date: dt.date, stale_s: float = config.SENDER_STALE_SENDING_S) -> Settled:
+def settle_date(engine: Engine, business_date: dt.date, stale_s: float | None = None) -> Settled:
     """Post-delivery: settle the date's rows left 'unknown', or 'sending' by senders that are gone (no live
     lease on the date and older than `stale_s`), with the same rule the sender uses."""
+    stale_s = config.SENDER_STALE_SENDING_S if stale_s is None else stale_s
     with engine.connect() as conn:
         rows = conn.execute(query("fanout/unsettled_for_date"), {
             "business_date": business_date, "stale_s": stale_s}).fetchall()
-    return settle(engine, rows)
+    return settle(DeliveriesLedger(engine), rows)

@@ -301,10 +301,12 @@ def verify_backup(engine: Engine, backup_id: int | None = None, context: dict | 
     return result
 
 
-def apply_retention(engine: Engine, keep_daily: int = config.BACKUP_KEEP_DAILY,
-                    keep_weekly: int = config.BACKUP_KEEP_WEEKLY, dry_run: bool = False) -> dict:
+def apply_retention(engine: Engine, keep_daily: int | None = None,
+                    keep_weekly: int | None = None, dry_run: bool = False) -> dict:
     """Delete backups beyond the newest `keep_daily` daily and `keep_weekly` weekly ones (file, then row).
     A dry run lists them and deletes nothing."""
+    keep_daily = config.BACKUP_KEEP_DAILY if keep_daily is None else keep_daily
+    keep_weekly = config.BACKUP_KEEP_WEEKLY if keep_weekly is None else keep_weekly
     from airflow.sdk import ObjectStoragePath
 
     removed = []

@@ -46,16 +46,18 @@ def _fit(points: list[tuple[int, float]]) -> tuple[float, float]:
     return slope, my - slope * mx
 
 
-def numbers_needed(advisors: int, mps_per_number: int, window_s: int = config.SEND_WINDOW_SECONDS,
+def numbers_needed(advisors: int, mps_per_number: int, window_s: int | None = None,
                    efficiency: float = WINDOW_EFFICIENCY) -> int:
+    window_s = config.SEND_WINDOW_SECONDS if window_s is None else window_s
     return max(1, math.ceil(advisors / (mps_per_number * window_s * efficiency)))
 
 
 def project(history: list[tuple[dt.date, int]], throughput_mps: int, mps_per_number: int,
-            tier_limit: int | None, window_s: int = config.SEND_WINDOW_SECONDS,
+            tier_limit: int | None, window_s: int | None = None,
             efficiency: float = WINDOW_EFFICIENCY) -> Projection:
     """history: (month, eligible advisors) oldest first. Months until the window / tier is full are
     counted from the last month of the history."""
+    window_s = config.SEND_WINDOW_SECONDS if window_s is None else window_s
     if not history:
         raise ValueError("capacity projection needs at least one month of history")
     points = [(i, float(n)) for i, (_, n) in enumerate(history)]

@@ -44,7 +44,8 @@ def table_stats(engine: Engine) -> list[dict]:
                                                       {"tables": list(config.HOT_TABLES)})]
 
 
-def vacuum_hot_tables(engine: Engine, dead_ratio: float = config.VACUUM_DEAD_RATIO, dry_run: bool = False) -> dict:
+def vacuum_hot_tables(engine: Engine, dead_ratio: float | None = None, dry_run: bool = False) -> dict:
+    dead_ratio = config.VACUUM_DEAD_RATIO if dead_ratio is None else dead_ratio
     before = {r["table"]: r for r in table_stats(engine)}
     chosen = [t for t, r in before.items()
               if r["n_dead_tup"] > 0 and (r["n_dead_tup"] >= dead_ratio * max(1, r["n_live_tup"])
@@ -61,8 +62,9 @@ def vacuum_hot_tables(engine: Engine, dead_ratio: float = config.VACUUM_DEAD_RAT
             "dry_run": dry_run}
 
 
-def reindex_bloated(engine: Engine, max_density: float = config.REINDEX_MAX_LEAF_DENSITY,
+def reindex_bloated(engine: Engine, max_density: float | None = None,
                     min_bytes: int = 1 << 20, dry_run: bool = False) -> dict:
+    max_density = config.REINDEX_MAX_LEAF_DENSITY if max_density is None else max_density
     with _autocommit(engine) as conn:
         missing = _extension(conn, "pgstattuple", dry_run)
         if missing:

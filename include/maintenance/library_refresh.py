@@ -75,9 +75,12 @@ def refresh_templates(engine: Engine, client: WhatsAppClient) -> CheckResult:
     return result
 
 
-def refresh_fallbacks(engine: Engine, max_age_months: int = config.FALLBACK_MAX_AGE_MONTHS,
-                      max_uses: int = config.FALLBACK_MAX_USES,
-                      min_fresh: int = config.FALLBACK_MIN_FRESH) -> CheckResult:
+def refresh_fallbacks(engine: Engine, max_age_months: int | None = None,
+                      max_uses: int | None = None,
+                      min_fresh: int | None = None) -> CheckResult:
+    max_age_months = config.FALLBACK_MAX_AGE_MONTHS if max_age_months is None else max_age_months
+    max_uses = config.FALLBACK_MAX_USES if max_uses is None else max_uses
+    min_fresh = config.FALLBACK_MIN_FRESH if min_fresh is None else min_fresh
     result = CheckResult("fallback_refresh")
     with engine.begin() as conn:
         retired = conn.execute(query("refresh/retire_fallbacks"), {"max_age_months": max_age_months,

@@ -53,8 +53,9 @@ def _mtime(path) -> dt.datetime | None:
     return None
 
 
-def clean_render_cache(engine: Engine, today: dt.date, retention_days: int = config.RENDER_RETENTION_DAYS,
+def clean_render_cache(engine: Engine, today: dt.date, retention_days: int | None = None,
                        dry_run: bool = False) -> dict:
+    retention_days = config.RENDER_RETENTION_DAYS if retention_days is None else retention_days
     from include.core.storage import render_root
 
     with engine.connect() as conn:
@@ -83,11 +84,12 @@ def clean_render_cache(engine: Engine, today: dt.date, retention_days: int = con
     return out
 
 
-def archive_table(engine: Engine, table: str, cutoff: dt.date, chunk_rows: int = config.ARCHIVE_CHUNK_ROWS,
+def archive_table(engine: Engine, table: str, cutoff: dt.date, chunk_rows: int | None = None,
                   fault: Callable[[str], None] | None = None) -> list[dict]:
     """Archive-then-delete one table's old rows, chunk by chunk, each chunk in one transaction.
     Archived deliveries leave their key in `sent_keys` in that same transaction.
     `fault` lets tests crash between writing the archive and deleting the rows."""
+    chunk_rows = config.ARCHIVE_CHUNK_ROWS if chunk_rows is None else chunk_rows
     from include.core.storage import data_root
 
     if table not in ARCHIVABLE:
@@ -125,8 +127,9 @@ def archive_table(engine: Engine, table: str, cutoff: dt.date, chunk_rows: int =
     return chunks
 
 
-def preview_table(engine: Engine, table: str, cutoff: dt.date, chunk_rows: int = config.ARCHIVE_CHUNK_ROWS) -> dict:
+def preview_table(engine: Engine, table: str, cutoff: dt.date, chunk_rows: int | None = None) -> dict:
     """What archive_table would do, without locking, writing or deleting anything (dry run)."""
+    chunk_rows = config.ARCHIVE_CHUNK_ROWS if chunk_rows is None else chunk_rows
     if table not in ARCHIVABLE:
         raise ValueError(f"{table} is not archivable (only {', '.join(ARCHIVABLE)})")
     with engine.connect() as conn:
@@ -137,8 +140,9 @@ def preview_table(engine: Engine, table: str, cutoff: dt.date, chunk_rows: int =
             "oldest": str(r.oldest) if r.oldest else None, "newest": str(r.newest) if r.newest else None}
 
 
-def archive_old_rows(engine: Engine, today: dt.date, retention_days: int = config.RETENTION_DAYS,
+def archive_old_rows(engine: Engine, today: dt.date, retention_days: int | None = None,
                      fault: Callable[[str], None] | None = None, dry_run: bool = False) -> dict:
+    retention_days = config.RETENTION_DAYS if retention_days is None else retention_days
     cutoff = today - dt.timedelta(days=retention_days)
     out: dict = {}
     for table in ARCHIVABLE:
@@ -154,9 +158,10 @@ def archive_old_rows(engine: Engine, today: dt.date, retention_days: int = confi
 
 
 def refuse_archived_date(engine: Engine, business_date: dt.date, today: dt.date | None = None,
-                         retention_days: int = config.RETENTION_DAYS) -> None:
+                         retention_days: int | None = None) -> None:
     """Raise ValueError if `business_date` must not be delivered because retention has (or may have)
     archived its deliveries: once they are gone, only `sent_keys` says who was already sent."""
+    retention_days = config.RETENTION_DAYS if retention_days is None else retention_days
     from include.core.dates import ist_today
 
     today = today or ist_today()
@@ -174,8 +179,9 @@ def refuse_archived_date(engine: Engine, business_date: dt.date, today: dt.date 
             f"refusing to deliver it")
 
 
-def clean_airflow_metadata(retention_days: int = config.AIRFLOW_METADATA_RETENTION_DAYS, dry_run: bool = False) -> dict:
+def clean_airflow_metadata(retention_days: int | None = None, dry_run: bool = False) -> dict:
     """`airflow db clean` through the CLI (the supported way to trim Airflow's own tables)."""
+    retention_days = config.AIRFLOW_METADATA_RETENTION_DAYS if retention_days is None else retention_days
     before = (dt.datetime.now(dt.UTC) - dt.timedelta(days=retention_days)).strftime("%Y-%m-%dT%H:%M:%S+00:00")
     cmd = [str(Path(sys.executable).with_name("airflow")), "db", "clean", "--clean-before-timestamp", before,
            "--yes", "--skip-archive"]

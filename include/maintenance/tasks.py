@@ -13,27 +13,17 @@ dry run, so nothing needs the protection of a fresh backup. The only writes are 
 """
 from __future__ import annotations
 
-import datetime as dt
+from collections.abc import Mapping
 from typing import Any
 
-from include.core.alerting import Alert, RunRef, Severity, post, worst
-from include.core.checks import CheckResult, finish
-
-
-def _engine():
-    from include.core.db import get_engine
-
-    return get_engine()
-
-
-def _today(context: dict) -> dt.date:
-    from include.core.dagkit import business_date
-
-    return business_date(context)
+from include.core.alerting import RunRef, Severity
+from include.core.checks import CheckResult, collect, finish, summarise
+from include.core.dates import TODAY, business_date
+from include.core.db import get_engine
 
 
 def _done(result: CheckResult, context: dict, dag_id: str) -> dict:
-    return finish(_engine(), result, _today(context), context, dag_id)
+    return finish(get_engine(), result, business_date(context), context, dag_id)
 
 
 def _params(context: dict) -> dict:
@@ -49,7 +39,7 @@ def run_db_upkeep(context: dict) -> dict:
     from include.maintenance.db_upkeep import upkeep
 
     dry = _dry_run(context)
-    out = upkeep(_engine(), dry_run=dry)
+    out = upkeep(get_engine(), dry_run=dry)
     r = CheckResult("db_upkeep")
     r.facts.update(vacuumed=list(out["vacuum"]["vacuumed"]), reindexed=[x["index"] for x in out["reindex"][
         "reindexed"]], would_vacuum=list(out["vacuum"]["would_vacuum"]),
@@ -73,7 +63,7 @@ def run_db_upkeep(context: dict) -> dict:
 def run_clean_render_cache(context: dict) -> dict:
     from include.maintenance.retention import clean_render_cache
 
-    out = clean_render_cache(_engine(), _today(context), dry_run=_dry_run(context))
+    out = clean_render_cache(get_engine(), business_date(context), dry_run=_dry_run(context))
     verb = ("would remove", "would free") if out["dry_run"] else ("removed", "freed")
     r = CheckResult("render_cache_cleanup", summary=("dry run: " if out["dry_run"] else "") +
                     f"{verb[0]} {out['removed']} render(s), {out['bytes_freed'] / 1e6:.1f} MB {verb[1]}; kept "
@@ -86,7 +76,7 @@ def run_archive_old_rows(context: dict) -> dict:
     from include.maintenance.retention import archive_old_rows
 
     dry = _dry_run(context)
-    out = archive_old_rows(_engine(), _today(context), dry_run=dry)
+    out = archive_old_rows(get_engine(), business_date(context), dry_run=dry)
     tables = {t: v for t, v in out.items() if isinstance(v, dict)}
     if dry:
         summary = "dry run: nothing archived or deleted; " + ", ".join(
@@ -114,12 +104,12 @@ def run_backup(context: dict, kind: str, dag_id: str) -> dict:
     from include.maintenance.backups import preview_backup, take_backup
 
     if _dry_run(context):
-        out = preview_backup(_engine(), kind)
+        out = preview_backup(get_engine(), kind)
         r = CheckResult("backup", summary=f"dry run: no backup taken; would dump {len(out['would_dump_tables'])} "
                                           f"table(s), database {out['database_bytes'] / 1e6:.1f} MB")
         r.facts.update(out)
         return _done(r, context, dag_id)
-    out = take_backup(_engine(), kind)
+    out = take_backup(get_engine(), kind)
     r = CheckResult("backup", summary=f"{kind} backup {out['backup_id']}: {out['bytes'] / 1e6:.1f} MB, "
                                       f"{out['tables']} tables, sha256 {out['sha256'][:12]}…")
     r.facts.update(out)
@@ -130,12 +120,12 @@ def run_verify_backup(backup: dict, context: dict, dag_id: str) -> dict:
     from include.maintenance.backups import apply_retention, verify_backup
 
     if _dry_run(context):
-        retention = apply_retention(_engine(), dry_run=True)
+        retention = apply_retention(get_engine(), dry_run=True)
         r = CheckResult("backup_verification", summary=f"dry run: nothing restored or deleted; backup retention "
                                                        f"would delete {len(retention['would_remove'])} backup(s)")
         r.facts.update(dry_run=True, retention=retention)
         return _done(r, context, dag_id)
-    v = verify_backup(_engine(), backup.get("facts", {}).get("backup_id"), context)
+    v = verify_backup(get_engine(), backup.get("facts", {}).get("backup_id"), context)
     r = CheckResult("backup_verification")
     r.facts.update(v.as_dict())
     if not v.ok:
@@ -145,7 +135,7 @@ def run_verify_backup(backup: dict, context: dict, dag_id: str) -> dict:
         from airflow.sdk.exceptions import AirflowFailException
 
         raise AirflowFailException(r.items[0])  # recorded and alerted; retrying cannot fix a bad file
-    r.facts["retention"] = apply_retention(_engine())
+    r.facts["retention"] = apply_retention(get_engine())
     r.summary = (f"backup {v.backup_id} restored in {v.restore_s} s and matches, table by table "
                  f"({len(v.tables_checked or [])} tables)")
     return _done(r, context, dag_id)
@@ -177,15 +167,15 @@ def run_dependency_check(context: dict) -> dict:
 def run_dr_drill(context: dict) -> dict:
     from include.maintenance.dr_drill import dr_drill
 
-    return _done(dr_drill(_engine(), context=context), context, "monthly_maintenance")
+    return _done(dr_drill(get_engine(), context=context), context, "monthly_maintenance")
 
 
 def run_compliance_review(context: dict) -> dict:
     from include.maintenance import compliance_review as compliance
     from include.core.storage import data_root
 
-    start, end = compliance.month_bounds(_today(context))
-    r, rows = compliance.review(_engine(), start, end)
+    start, end = compliance.month_bounds(business_date(context))
+    r, rows = compliance.review(get_engine(), start, end)
     path = data_root() / "reports" / "compliance" / f"{start:%Y-%m}-violations.csv"
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(compliance.violations_csv(rows))
@@ -198,11 +188,11 @@ def run_capacity_planning(context: dict) -> dict:
     from include.reporting.daily_report import json_dump
     from include.core.storage import data_root
 
-    out = capacity.plan(_engine(), _today(context))
+    out = capacity.plan(get_engine(), business_date(context))
     p = out["projection"]
     folder = data_root() / "reports" / "capacity"
     folder.mkdir(parents=True, exist_ok=True)
-    month = _today(context).strftime("%Y-%m")
+    month = business_date(context).strftime("%Y-%m")
     (folder / f"{month}.html").write_text(capacity.render_html(out))
     (folder / f"{month}.json").write_text(json_dump(out))
     r = CheckResult("capacity_planning")
@@ -226,30 +216,18 @@ def run_template_refresh(context: dict) -> dict:
     from include.whatsapp.client import WhatsAppHook
 
     with WhatsAppHook().get_conn() as client:
-        return _done(refresh_templates(_engine(), client), context, "monthly_maintenance")
+        return _done(refresh_templates(get_engine(), client), context, "monthly_maintenance")
 
 
 def run_fallback_refresh(context: dict) -> dict:
     from include.maintenance.library_refresh import refresh_fallbacks
 
-    return _done(refresh_fallbacks(_engine()), context, "monthly_maintenance")
+    return _done(refresh_fallbacks(get_engine()), context, "monthly_maintenance")
 
 
 # -- summary ----------------------------------------------------------------------------------------------------
-def publish_summary(context: dict, title: str, task_ids: tuple[str, ...]) -> dict[str, Any]:
-    ti = context["ti"]
-    results = []
-    for task_id in task_ids:
-        value = ti.xcom_pull(task_ids=task_id)
-        results.append(CheckResult.from_dict(value) if value else
-                       CheckResult(task_id, Severity.P1, "did not complete; see its log", [f"{task_id} failed"]))
-    severity = worst([r.severity for r in results])
-    facts = {r.name: f"{'✅' if r.ok else r.severity.value}: {r.summary}" for r in results}
-    details = [f"[{r.severity.value}] {r.name}: {i}" for r in results for i in r.items]
-    post(Alert(severity, f"{title} for {_today(context)}", facts, RunRef.from_context(context), details))
-    return {"severity": severity.value, "findings": len(details)}
-
-
-WEEKLY_TASKS = ("run_database_upkeep", "clean_render_cache", "archive_old_rows", "clean_airflow_metadata",
-                "backup_app_db", "verify_backup_restore", "check_dependency_drift")
-MONTHLY_TASKS = ("run_dr_drill", "review_compliance", "plan_capacity", "refresh_templates", "refresh_fallback_library")
+def publish_summary(title: str, reported: Mapping[str, dict | None], context: Mapping[str, Any]) -> dict[str, Any]:
+    """One Slack summary of the steps the DAG wiring hands over; a step that did not report is a P1."""
+    results = collect(reported, missing=Severity.P1)
+    alert = summarise(title, business_date(context, TODAY), results, RunRef.from_context(context))
+    return {"severity": alert.severity.value, "findings": len(alert.details)}

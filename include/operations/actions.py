@@ -9,14 +9,8 @@ from sqlalchemy.engine import Engine
 from include.core import audit
 from include.core.db import query
 from include.delivery.kill_switch import require_reason
-from include.whatsapp.client import ERROR_CLASSES, RETRYABLE
-
-
-def retryable_code(code: int | None) -> bool:
-    """Whether a failure with this Graph error code may be re-sent: only a code the explicit table
-    (include/whatsapp.ERROR_CLASSES) classes as retryable. An unknown code is never retried: a stored
-    code is not an HTTP status, and guessing wrong would resend a permanent failure to every advisor."""
-    return code is not None and ERROR_CLASSES.get(code) in RETRYABLE
+from include.delivery.fanout.error_policy import retryable_code
+from include.whatsapp.client import ERROR_CLASSES
 
 
 def retry_failed_deliveries(engine: Engine, business_date: dt.date, reason: str, actor: str) -> dict:

@@ -12,12 +12,13 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+from collections.abc import Mapping
 from typing import Any
 
 from sqlalchemy.engine import Engine
 
 from include.core import config
-from include.core.alerting import Alert, RunRef, Severity, post, post_once, worst
+from include.core.alerting import Alert, RunRef, Severity, post_once
 from include.core.checks import CheckResult
 from include.core.db import query
 from include.whatsapp.platform_limits import THROUGHPUT_MPS
@@ -105,19 +106,18 @@ def threshold_alerts(engine: Engine, business_date: dt.date, kpis: dict, checkpo
 # -- 06:05 -------------------------------------------------------------------------------------------------
 def sla_checkpoint(engine: Engine, business_date: dt.date, kpis: dict, client=None) -> CheckResult:
     result = CheckResult("sla_0605")
+    from include.delivery import sla
+
+    measured = sla.measure(engine, business_date)
     with engine.connect() as conn:
-        s = conn.execute(query("fanout/sla"), {"business_date": business_date,
-                                               "window_s": config.SEND_WINDOW_SECONDS}).one()
         critical = conn.execute(query("report/critical_failures"), {
             "business_date": business_date, "codes": list(config.CRITICAL_ERROR_CODES)}).fetchall()
         used = conn.execute(query("report/numbers_used"), {"business_date": business_date}).fetchall()
-    sendable = max(0, s.planned - s.skipped)
-    ratio = s.accepted_by_deadline / sendable if sendable else 1.0
-    result.facts.update(planned=s.planned, accepted_within_window=s.accepted_by_deadline,
-                        accepted_ratio=round(ratio, 4))
-    if ratio < config.ACCEPTED_SLA_RATIO:
-        result.escalate(Severity.P0, f"SLA missed: {ratio:.2%} accepted within {config.SEND_WINDOW_SECONDS // 60} min "
-                                     f"(target {config.ACCEPTED_SLA_RATIO:.0%})")
+    ratio = measured.ratio
+    result.facts.update(planned=measured.figures["planned"],
+                        accepted_within_window=measured.figures["accepted_by_deadline"], accepted_ratio=round(ratio, 4))
+    if not measured.met:
+        result.escalate(Severity.P0, f"SLA missed: {measured.miss()}")
     segs = kpis["by_segment"]
     unprocessed = [seg for seg in config.SEGMENTS if seg not in segs or segs[seg]["unresolved"] > 0]
     result.facts["segment_groups_processed"] = f"{len(config.SEGMENTS) - len(unprocessed)}/{len(config.SEGMENTS)}"
@@ -208,19 +208,19 @@ def final_report(engine: Engine, business_date: dt.date, context: dict | None = 
 
 
 def publish(engine: Engine, business_date: dt.date, checkpoint: str, results: list[CheckResult], kpis: dict,
-            extra: dict | None = None, context: dict | None = None) -> dict:
+            extra: dict | None = None, context: Mapping[str, Any] | None = None) -> dict:
+    """The checkpoint's Slack summary: the key numbers, one line per check, and at 06:30 where the report is."""
+    from include.core.checks import summarise
+
     o = kpis["overall"]
-    severity = worst([r.severity for r in results] or [Severity.INFO])
     facts: dict[str, Any] = {
-        "business date": business_date.isoformat(), "checkpoint": f"{checkpoint} IST",
+        "checkpoint": f"{checkpoint} IST",
         "planned / accepted": f"{o['planned']:,} / {o['accepted']:,}",
         "delivered / read": f"{o['delivered']:,} / {o['read']:,}",
         "failed / skipped": f"{o['failed']:,} / {o['skipped']:,}",
         "delivery rate": "n/a" if o["delivery_rate"] is None else f"{o['delivery_rate']:.2%}",
         "latency p50 / p95": f"{o['latency_p50_s']} / {o['latency_p95_s']} s",
     }
-    for r in results:
-        facts[r.name] = f"{'✅' if r.ok else r.severity.value}: {r.summary}"
     if extra and extra.get("report"):
         facts["report"] = extra["report"].get("daily-report.html")
         facts["outcomes CSV"] = extra["report"].get("outcomes.csv")
@@ -228,99 +228,5 @@ def publish(engine: Engine, business_date: dt.date, checkpoint: str, results: li
                                  else f"failed: {', '.join(extra['failed_expectations'])}")
     title = {"06:05": "Delivery SLA checkpoint", "06:15": "Delivery analytics",
              "06:30": "Daily delivery report and hand-off"}[checkpoint]
-    details = [f"[{r.severity.value}] {r.name}: {item}" for r in results if not r.ok for item in r.items]
-    post(Alert(severity, f"{title} for {business_date}", facts, RunRef.from_context(context), details))
-    return {"checkpoint": checkpoint, "severity": severity.value, "findings": details}
-
-
-# -- task entry points ---------------------------------------------------------------------------------------
-def _engine():
-    from include.core.db import get_engine
-
-    return get_engine()
-
-
-def report_date(context: dict) -> dt.date:
-    from include.core.dagkit import business_date
-
-    return business_date(context)
-
-
-def resolve_checkpoint(context: dict) -> str:
-    chosen = (context.get("params") or {}).get("checkpoint") or "auto"
-    if chosen != "auto":
-        if chosen not in CHECKPOINTS:
-            raise ValueError(f"checkpoint must be one of {CHECKPOINTS} or auto, got {chosen!r}")
-        return chosen
-    if (context.get("params") or {}).get("business_date"):
-        return "06:30"  # a manual run for a given date: the full report
-    run_after = context["dag_run"].run_after
-    return checkpoint_for(run_after.astimezone(config.IST).time())
-
-
-def run_reconcile(context: dict) -> dict:
-    """Settle the date's sends of unknown outcome from webhooks (the senders have stopped), then apply the
-    stored status webhooks to deliveries."""
-    from include.reporting.webhook_reconciliation import reconcile_webhooks
-    from include.delivery.unknown_outcomes import settle_date
-
-    engine = _engine()
-    settled = settle_date(engine, report_date(context))
-    out = reconcile_webhooks(engine).as_dict()
-    out.update(unknown_settled_accepted=settled.accepted, unknown_requeued=settled.requeued,
-               unknown_left=settled.unknown)
-    return out
-
-
-def run_stuck(context: dict) -> dict:
-    from include.core.checks import finish
-
-    engine, day = _engine(), report_date(context)
-    return finish(engine, stuck_messages(engine, day), day, context, DAG_ID)
-
-
-def run_kpis(context: dict) -> dict:
-    from include.reporting import kpis as kpi_mod
-
-    engine, day = _engine(), report_date(context)
-    return kpi_mod.compute(kpi_mod.load_outcomes(engine, day), kpi_mod.load_attempts(engine, day))
-
-
-def run_thresholds(kpis: dict, context: dict) -> dict:
-    from include.core.checks import finish
-
-    engine, day = _engine(), report_date(context)
-    return finish(engine, threshold_alerts(engine, day, kpis, resolve_checkpoint(context), context), day,
-                  context, DAG_ID)
-
-
-def run_sla_checkpoint(kpis: dict, context: dict) -> dict:
-    from include.core.checks import finish
-    from include.whatsapp.client import WhatsAppHook
-
-    engine, day = _engine(), report_date(context)
-    with WhatsAppHook().get_conn() as client:
-        result = sla_checkpoint(engine, day, kpis, client)
-    return finish(engine, result, day, context, DAG_ID)
-
-
-def run_analytics_checkpoint(kpis: dict, context: dict) -> dict:
-    from include.core.checks import finish
-
-    engine, day = _engine(), report_date(context)
-    return finish(engine, analytics_checkpoint(engine, day, kpis), day, context, DAG_ID)
-
-
-def run_final_report(context: dict) -> dict:
-    return final_report(_engine(), report_date(context), context)
-
-
-def run_publish(kpis: dict, context: dict) -> dict:
-    ti = context["ti"]
-    results = []
-    for task_id in ("detect_stuck_messages", "apply_alert_thresholds", "check_sla_0605", "summarise_analytics_0615"):
-        value = ti.xcom_pull(task_ids=task_id)
-        if value:
-            results.append(CheckResult.from_dict(value))
-    extra = ti.xcom_pull(task_ids="build_daily_report_0630")
-    return publish(_engine(), report_date(context), resolve_checkpoint(context), results, kpis, extra, context)
+    alert = summarise(title, business_date, results, RunRef.from_context(context), facts=facts)
+    return {"checkpoint": checkpoint, "severity": alert.severity.value, "findings": list(alert.details)}

@@ -33,8 +33,10 @@ class ReconcileResult:
         return dict(self.__dict__, left_unprocessed=self.left_unprocessed)
 
 
-def reconcile_webhooks(engine: Engine, batch: int = config.RECONCILE_BATCH,
-                       orphan_after_s: int = config.WEBHOOK_ORPHAN_AFTER_S) -> ReconcileResult:
+def reconcile_webhooks(engine: Engine, batch: int | None = None,
+                       orphan_after_s: int | None = None) -> ReconcileResult:
+    batch = config.RECONCILE_BATCH if batch is None else batch
+    orphan_after_s = config.WEBHOOK_ORPHAN_AFTER_S if orphan_after_s is None else orphan_after_s
     result = ReconcileResult()
     after = 0
     while True:

@@ -121,6 +121,10 @@ def classify(code: int | None, http_status: int | None = None, is_transient: boo
     not to build on: https://developers.facebook.com/documentation/business-messaging/whatsapp/support/error-codes)."""
     if code is not None and code in ERROR_CLASSES:
         return ERROR_CLASSES[code]
+    if code is None and http_status in ERROR_CLASSES:
+        # No Graph code at all (a proxy's or load balancer's answer): the same row of the table that
+        # ops_retry_failed_deliveries reads for the HTTP status the sender stores (429 throttled, 5xx transient).
+        return ERROR_CLASSES[http_status]
     if is_transient:
         return ErrorClass.TRANSIENT
     if http_status is not None and http_status >= 500:

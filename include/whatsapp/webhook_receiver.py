@@ -121,9 +121,9 @@ def _devanagari(s: str) -> bool:
     return any("\u0900" <= ch <= "\u097f" for ch in s)
 
 
-def opt_out_keyword(text: str | None, keywords: tuple[str, ...] = config.OPT_OUT_KEYWORDS,
-                    polite: tuple[str, ...] = config.OPT_OUT_POLITE_WORDS,
-                    negations: tuple[str, ...] = config.OPT_OUT_NEGATIONS) -> str | None:
+def opt_out_keyword(text: str | None, keywords: tuple[str, ...] | None = None,
+                    polite: tuple[str, ...] | None = None,
+                    negations: tuple[str, ...] | None = None) -> str | None:
     """The keyword an inbound text opts out with, if any.
 
     * the whole message is a keyword, whatever its case, punctuation or hyphenation ("STOP!", "Opt-Out");
@@ -132,6 +132,9 @@ def opt_out_keyword(text: str | None, keywords: tuple[str, ...] = config.OPT_OUT
     * or, for Hindi keywords (verb-final), it ends with the keyword and an imperative ("मैसेज बंद करो");
     * never when it carries a negation: "Don't stop the updates", "please do not stop", "बंद मत करो".
     """
+    keywords = config.OPT_OUT_KEYWORDS if keywords is None else keywords
+    polite = config.OPT_OUT_POLITE_WORDS if polite is None else polite
+    negations = config.OPT_OUT_NEGATIONS if negations is None else negations
     if not text or not isinstance(text, str):
         return None
     words = reply_words(text)
@@ -669,12 +672,14 @@ async def read_capped_body(request: Request, limit: int) -> bytes:
 def create_app(engine_factory: Callable[[], Engine] | None = None,
                secrets_factory: Callable[[], ReceiverSecrets] | None = None,
                ops_auth: Callable[..., Any] | None = None,
-               max_body_bytes: int = config.WEBHOOK_MAX_BODY_BYTES,
-               secrets_ttl_s: float = config.WEBHOOK_SECRETS_TTL_S,
+               max_body_bytes: int | None = None,
+               secrets_ttl_s: float | None = None,
                clock: Callable[[], float] | None = None):
     """The receiver app. `ops_auth` is a FastAPI dependency guarding the operational routes (stats): the
     api-server plugin passes Airflow's (a logged-in user); without it they are open, which only suits a
     standalone receiver on loopback (tests, benchmark). The Meta-facing routes never take it."""
+    max_body_bytes = config.WEBHOOK_MAX_BODY_BYTES if max_body_bytes is None else max_body_bytes
+    secrets_ttl_s = config.WEBHOOK_SECRETS_TTL_S if secrets_ttl_s is None else secrets_ttl_s
     if engine_factory is None:
         from include.core.db import get_engine
 

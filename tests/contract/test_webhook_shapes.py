@@ -244,7 +244,7 @@ def test_number_quality_and_throughput_changes_emit_phone_number_quality_update(
                  wait_payload(recorder, of_field("phone_number_quality_update", event="THROUGHPUT_UPGRADE")))
     # GREEN -> YELLOW has no documented webhook: none is sent.
     admin.post(f"/_sandbox/numbers/{PNID}", json={"quality_rating": "YELLOW"}).raise_for_status()
-    time.sleep(0.3)
+    sandbox.wait_webhooks_drained()
     assert sum(field_of(p) == "phone_number_quality_update" for p in recorder.payloads()) == 3
 
 
@@ -272,7 +272,7 @@ def test_timed_faults_emit_their_webhooks_when_due_without_any_request(sandbox, 
     # Fired once: the requests that also apply due faults find nothing left to fire.
     r = httpx.post(f"{sandbox.url}/v21.0/{PNID}/messages", headers=AUTH, json=message(ADVISOR))
     assert r.json()["error"]["code"] == 132015
-    time.sleep(0.3)
+    sandbox.wait_webhooks_drained()
     assert sum(field_of(p) == "message_template_status_update" for p in recorder.payloads()) == 1
 
 

@@ -30,9 +30,46 @@ def dagbag():
     return bag
 
 
-def test_no_import_errors(dagbag):
+EXPECTED_DAG_IDS = {
+    "nightly_content_window", "pre_delivery_check", "delivery_fanout", "post_delivery_report",
+    "daily_backup", "weekly_maintenance", "monthly_maintenance",
+    "ops_backfill_delivery", "ops_bulk_approve", "ops_pause_sending", "ops_resume_sending",
+    "ops_retry_failed_deliveries", "ops_rotate_number", "ops_settle_unknown_deliveries",
+}
+
+
+def test_no_import_errors_and_exactly_the_runbook_dags(dagbag):
     assert dagbag.import_errors == {}
-    assert len(dagbag.dags) >= 2
+    assert set(dagbag.dags) == EXPECTED_DAG_IDS
+
+
+def test_one_dag_per_file_named_after_its_id(dagbag):
+    for dag in _dags(dagbag):
+        assert Path(dag.fileloc).name == f"{dag.dag_id}.py", f"{dag.dag_id} lives in {dag.fileloc}"
+    assert sorted(p.stem for p in (ROOT / "dags").glob("*.py")) == sorted(EXPECTED_DAG_IDS)
+
+
+def test_dag_files_are_wiring_only():
+    """A DAG file holds its DAG function and its doc: no module-level helpers (they belong in include/)."""
+    import ast
+
+    for path in sorted((ROOT / "dags").glob("*.py")):
+        tree = ast.parse(path.read_text())
+        funcs = [n.name for n in tree.body if isinstance(n, ast.FunctionDef | ast.AsyncFunctionDef)]
+        assert funcs == [path.stem], f"{path.name} defines {funcs}; only the DAG function belongs there"
+
+
+def test_production_code_never_imports_dev_tooling():
+    """The sandbox, the dev stack and the demo world stay out of every production code path."""
+    import ast
+
+    for folder in ("dags", "plugins", "include"):
+        for path in sorted((ROOT / folder).rglob("*.py")):
+            for node in ast.walk(ast.parse(path.read_text())):
+                names = ([a.name for a in node.names] if isinstance(node, ast.Import) else
+                         [node.module or ""] if isinstance(node, ast.ImportFrom) else [])
+                for name in names:
+                    assert not name.startswith(("devtools", "tests", "bench")), f"{path}: imports {name}"
 
 
 def _dags(dagbag):

@@ -100,6 +100,7 @@ def test_timeouts_with_the_receiver_down_are_reported_not_resent(app_db, sandbox
 
 def test_post_delivery_settles_unknown_sends_when_late_webhooks_arrive(app_db, sandbox, receiver):
     from include.reporting import post_delivery_report as post_delivery
+    from include.reporting.tasks import reconcile_webhook_events
 
     planned_world(app_db, advisors=200, research_digits="")
     sandbox.configure(webhooks={"sent_delay_s": 10, "delivered_delay_s": 10.5, "read_delay_s": 11})
@@ -109,7 +110,7 @@ def test_post_delivery_settles_unknown_sends_when_late_webhooks_arrive(app_db, s
     assert unknown > 0
     wait_until(lambda: webhooks_all_delivered(sandbox), 60, "the late status webhooks", poll_s=0.5)
     before = post_delivery.stuck_messages(app_db, DAY)
-    out = post_delivery.run_reconcile({"params": {"business_date": str(DAY)}})
+    out = reconcile_webhook_events({"params": {"business_date": str(DAY)}})
     assert out["unknown_settled_accepted"] == unknown and out["unknown_left"] == 0
     after = post_delivery.stuck_messages(app_db, DAY)
     assert before.facts["unknown_outcome"] == unknown and after.facts["unknown_outcome"] == 0

@@ -8,11 +8,9 @@ pytestmark = pytest.mark.e2e
 
 
 def _dag(dag_id):
-    from airflow.dag_processing.dagbag import DagBag
+    from tests.support import load_dag
 
-    from tests.support import ROOT
-
-    return DagBag(dag_folder=str(ROOT / "dags" / "ops_kill_switch.py")).get_dag(dag_id)
+    return load_dag(dag_id)
 
 
 def _audit(engine):

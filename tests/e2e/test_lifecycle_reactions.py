@@ -23,9 +23,9 @@ FIXTURES = ROOT / "tests" / "contract" / "fixtures"
 
 @pytest.fixture(scope="module")
 def dag():
-    from airflow.dag_processing.dagbag import DagBag
+    from tests.support import load_dag
 
-    return DagBag(dag_folder=str(ROOT / "dags" / "delivery_fanout.py")).get_dag("delivery_fanout")
+    return load_dag("delivery_fanout")
 
 
 def meta_webhook(fixture: str, **value) -> dict:

@@ -12,11 +12,9 @@ PAST = ist_today() - dt.timedelta(days=3)
 
 @pytest.fixture(scope="module")
 def dag():
-    from airflow.dag_processing.dagbag import DagBag
+    from tests.support import load_dag
 
-    from tests.support import ROOT
-
-    return DagBag(dag_folder=str(ROOT / "dags" / "delivery_fanout.py")).get_dag("ops_backfill_delivery")
+    return load_dag("ops_backfill_delivery")
 
 
 def test_backfill_plans_sends_and_is_idempotent(dag, app_db, sandbox, airflow_db):

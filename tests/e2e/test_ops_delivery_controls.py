@@ -13,11 +13,9 @@ TODAY = ist_today()
 
 @pytest.fixture(scope="module")
 def dags():
-    from airflow.dag_processing.dagbag import DagBag
+    from tests.support import load_dag
 
-    from tests.support import ROOT
-
-    return DagBag(dag_folder=str(ROOT / "dags" / "ops_delivery_controls.py")).dags
+    return {d: load_dag(d) for d in ("ops_retry_failed_deliveries", "ops_rotate_number")}
 
 
 def _run(dag, conf):

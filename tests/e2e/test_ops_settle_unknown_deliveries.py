@@ -11,12 +11,9 @@ TODAY = ist_today()
 
 @pytest.fixture(scope="module")
 def dag():
-    from airflow.dag_processing.dagbag import DagBag
+    from tests.support import load_dag
 
-    from tests.support import ROOT
-
-    return DagBag(dag_folder=str(ROOT / "dags" / "ops_settle_unknown_deliveries.py")).get_dag(
-        "ops_settle_unknown_deliveries")
+    return load_dag("ops_settle_unknown_deliveries")
 
 
 def _unknown_sends(engine, n=3):

@@ -9,11 +9,9 @@ CONF = {"business_date": str(DAY), "jitter_window_s": 30}
 
 @pytest.fixture(scope="module")
 def dag():
-    from airflow.dag_processing.dagbag import DagBag
+    from tests.support import load_dag
 
-    from tests.support import ROOT
-
-    return DagBag(dag_folder=str(ROOT / "dags" / "pre_delivery_check.py")).get_dag("pre_delivery_check")
+    return load_dag("pre_delivery_check")
 
 
 def run(dag):

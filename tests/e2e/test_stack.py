@@ -83,6 +83,10 @@ def test_make_run_comes_up_healthy_and_ctrl_c_leaves_no_orphans(tmp_path):
         except subprocess.TimeoutExpired:
             os.killpg(proc.pid, signal.SIGKILL)
     assert proc.returncode == 0, out + proc.stdout.read()
-    time.sleep(1)
-    left = _ours(data_dir)
-    assert left == [], [p.info["cmdline"] for p in left]
+    from tests.support import wait_until
+
+    try:  # children the supervisor signalled may take a moment to be reaped
+        wait_until(lambda: not _ours(data_dir), timeout=10, poll_s=0.1, what="every stack process gone")
+    except AssertionError:
+        left = _ours(data_dir)
+        raise AssertionError([p.info["cmdline"] for p in left]) from None

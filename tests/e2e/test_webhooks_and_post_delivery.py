@@ -100,7 +100,7 @@ def test_reconciliation_with_duplicated_reordered_and_skipped_delivered_webhooks
                               .json()["data"][0]["statuses"]) for e in ledger)
     stats = sandbox.admin.get("/_sandbox/webhooks/stats").json()
     assert wait_events(app_db, expected_events), (expected_events, stats)
-    time.sleep(0.5)
+    sandbox.wait_webhooks_drained()  # the duplicates and retries too, not only the events counted above
     assert receiver.stats.duplicates > 0, "the sandbox sent duplicates and the receiver ignored them"
     first = reconcile_webhooks(app_db)
     assert first.deliveries_updated == accepted and first.left_unprocessed == 0
@@ -146,11 +146,9 @@ def test_inbound_stop_puts_the_number_on_dnc_and_a_later_send_that_day_is_skippe
 # -- the DAG -------------------------------------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def dag():
-    from airflow.dag_processing.dagbag import DagBag
+    from tests.support import load_dag
 
-    from tests.support import ROOT
-
-    return DagBag(dag_folder=str(ROOT / "dags" / "post_delivery_report.py")).get_dag("post_delivery_report")
+    return load_dag("post_delivery_report")
 
 
 def delivered_world(app_db, sandbox, receiver):
@@ -162,7 +160,7 @@ def delivered_world(app_db, sandbox, receiver):
     send_everything(app_db, sandbox)
     accepted = scalar(app_db, "SELECT count(*) FROM deliveries WHERE wamid IS NOT NULL")
     assert wait_events(app_db, 2 * accepted)
-    time.sleep(0.5)
+    sandbox.wait_webhooks_drained()
     return reconcile_webhooks
 
 

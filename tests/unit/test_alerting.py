@@ -124,9 +124,84 @@ def test_post_once_concurrent_callers_post_at_most_once(app_db, sandbox):
 
 def test_no_canary_list_means_no_canary_and_a_p1_that_says_why(monkeypatch):
     """Production names its canary list; nobody is messaged on a default."""
-    from include.core import config
     from include.content.canary import run_canary
 
-    monkeypatch.setattr(config, "CANARY_PHONES", ())
+    monkeypatch.setenv("FA_CANARY_PHONES", "")  # empty means the default: no canary list
     result = run_canary(engine=None, settings=None, business_date=None)
     assert result.severity.value == "P1" and "FA_CANARY_PHONES" in result.summary + str(result.items)
+
+
+def _assert_within_slack_limits(blocks: list[dict]) -> None:
+    """Slack's Block Kit limits, checked on the posted JSON (and re-validated by slack_sdk's models)."""
+    from slack_sdk.models.blocks import Block
+
+    assert 0 < len(blocks) <= 50
+    for b in blocks:
+        Block.parse(b).validate_json()  # raises SlackObjectFormationError if slack_sdk rejects it
+        if b["type"] == "header":
+            assert b["text"]["type"] == "plain_text" and 0 < len(b["text"]["text"]) <= 150
+        if b["type"] == "section":
+            assert "text" in b or "fields" in b
+            assert len(b.get("text", {}).get("text", "")) <= 3000
+            assert len(b.get("fields", [])) <= 10
+            assert all(len(f["text"]) <= 2000 for f in b.get("fields", []))
+        if b["type"] == "context":
+            assert all(len(e["text"]) <= 3000 for e in b["elements"])
+    json.dumps(blocks)
+
+
+def test_short_alert_blocks_are_unchanged_block_kit():
+    a = Alert(Severity.P2, "Late start", {"shard": 2}, RunRef("delivery_fanout", "send_shard", "r1"), ["one"])
+    blocks = a.blocks()
+    assert [b["type"] for b in blocks] == ["header", "context", "section", "section", "actions"]
+    assert blocks[0]["text"] == {"type": "plain_text", "text": ":large_yellow_circle: P2: Late start"}
+    assert blocks[1]["elements"] == [{"type": "mrkdwn", "text": "*dag:* `delivery_fanout` · *task:* `send_shard` · "
+                                                                 "*run:* `r1`"}]
+    assert blocks[2]["fields"] == [{"type": "mrkdwn", "text": "*shard*\n2"}]
+    assert blocks[3]["text"] == {"type": "mrkdwn", "text": "• one"}
+    _assert_within_slack_limits(blocks)
+
+
+def test_overlong_title_is_cut_to_the_header_limit():
+    a = Alert(Severity.P0, "Failure rate " + "x" * 500)
+    blocks = a.blocks()
+    header = blocks[0]["text"]["text"]
+    assert len(header) == 150 and header.startswith(":rotating_light: P0: Failure rate x") and header.endswith("…")
+    assert a.text().endswith("x" * 500)  # the plain-text fallback keeps the whole title
+    _assert_within_slack_limits(blocks)
+
+
+def test_overlong_and_too_many_facts_stay_within_section_limits():
+    facts = {f"fact {i}": "v" * 5000 for i in range(30)}
+    blocks = Alert(Severity.P1, "many facts", facts).blocks()
+    fields = blocks[1]["fields"]
+    assert len(fields) == 10 and fields[0]["text"].startswith("*fact 0*\nvvv") and fields[0]["text"].endswith("…")
+    rest = blocks[2]["text"]["text"]
+    assert rest.startswith("*fact 10:* v") and rest.endswith("…\n… and 19 more")  # cut, and the rest counted
+    _assert_within_slack_limits(blocks)
+
+
+def test_long_detail_list_keeps_whole_lines_and_says_how_many_more():
+    details = [f"advisor {i}: " + "d" * 290 for i in range(500)]
+    blocks = Alert(Severity.P1, "many details", details=details).blocks()
+    body = blocks[-1]["text"]["text"]
+    lines = body.split("\n")
+    shown = lines[:-1]
+    assert shown and all(line.startswith("• advisor ") and line.endswith("d" * 290) for line in shown)
+    assert lines[-1] == f"… and {500 - len(shown)} more"
+    _assert_within_slack_limits(blocks)
+    # one detail longer than a whole section is cut, not rejected
+    blocks = Alert(Severity.P1, "huge detail", details=["z" * 10_000, "next"]).blocks()
+    assert blocks[-1]["text"]["text"].endswith("…\n… and 1 more")
+    _assert_within_slack_limits(blocks)
+    # 20 short details are listed in full, the 21st on is counted
+    blocks = Alert(Severity.P1, "21 details", details=[str(i) for i in range(21)]).blocks()
+    assert blocks[-1]["text"]["text"].split("\n")[-2:] == ["• 19", "… and 1 more"]
+
+
+def test_overlong_run_context_and_url_stay_valid():
+    ref = RunRef("dag", "task", "manual__" + "r" * 4000, map_index=1)
+    blocks = Alert(Severity.P0, "x", {"a": 1}, ref).blocks()
+    assert "actions" not in [b["type"] for b in blocks]  # a cut URL would lead nowhere
+    assert blocks[1]["elements"][0]["text"].endswith("…")
+    _assert_within_slack_limits(blocks)

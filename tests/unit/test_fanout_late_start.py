@@ -58,8 +58,9 @@ def test_the_task_body_fails_without_retries(sandbox, monkeypatch):
     from airflow.sdk.exceptions import AirflowFailException
 
     from include.delivery import fanout as delivery
+    from include.delivery.fanout import tasks
 
-    monkeypatch.setattr(delivery, "prepare_fanout", lambda *a: pytest.fail("must not queue anything"))
+    monkeypatch.setattr(tasks, "prepare_fanout", lambda *a: pytest.fail("must not queue anything"))
     ctx = _ctx("scheduled")
     ctx["dag_run"].run_after = dt.datetime.now(dt.UTC) - dt.timedelta(hours=3)
     with pytest.raises(AirflowFailException, match="min after its slot"):

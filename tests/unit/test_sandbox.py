@@ -7,7 +7,7 @@ import time
 import httpx
 import pytest
 
-from tests.support import TEST_APP_SECRET, TEST_TOKEN, WebhookRecorder
+from tests.support import TEST_APP_SECRET, TEST_TOKEN, WebhookRecorder, wait_until
 
 PNID = "100000000000001"
 AUTH = {"Authorization": f"Bearer {TEST_TOKEN}"}
@@ -181,8 +181,12 @@ def test_scheduled_faults_pause_template_and_drop_quality(sandbox):
     sandbox.faults(template_pause_in_s={"daily_pack_v1": 0.3}, quality_red_in_s={PNID: 0.3})
     first = httpx.post(f"{sandbox.url}/v21.0/{PNID}/messages", headers=AUTH, json=message("+919800000001"))
     assert first.status_code == 200
-    time.sleep(0.4)
-    r = httpx.post(f"{sandbox.url}/v21.0/{PNID}/messages", headers=AUTH, json=message("+919800000002"))
+    # The faults fire when due (0.3 s): poll for the paused template rather than sleep past it.
+    def refused():
+        resp = httpx.post(f"{sandbox.url}/v21.0/{PNID}/messages", headers=AUTH, json=message("+919800000002"))
+        return resp if resp.status_code != 200 else None
+
+    r = wait_until(refused, timeout=5, what="template paused by its timed fault")
     assert r.json()["error"]["code"] == 132015
     assert httpx.get(f"{sandbox.url}/v21.0/{PNID}", headers=AUTH).json()["quality_rating"] == "RED"
     sandbox.admin.post(f"/_sandbox/numbers/{PNID}", json={"status": "DISCONNECTED"})

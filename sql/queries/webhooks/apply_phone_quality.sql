@@ -1,6 +1,6 @@
 -- A phone_number_quality_update webhook, applied in the transaction that stores it, to the sending number
 -- whose display phone has the same digits (ours is stored as +<digits>, Meta sends digits, maybe spaced).
--- The mapping (include/webhook_receiver.py, README "Webhooks and post-delivery reporting"):
+-- The mapping (include/whatsapp/webhook_receiver.py, README "Webhooks and post-delivery reporting"):
 -- * FLAGGED: quality_rating RED (Meta: "Flagged status occurs when the quality rating reaches a low state");
 -- * UNFLAGGED: a RED rating becomes UNKNOWN (no longer low; GREEN or YELLOW is known only from the next
 --   GET /<phone-number-id>), any other rating is kept;

@@ -6,7 +6,7 @@
 -- * A failure carries its error code and title.
 -- * A webhook of an earlier attempt (its wamid superseded when the row was requeued) is set aside.
 -- Rows still in the sender's hands (queued/sending/unknown) are left for the unknown-outcome resolver
--- (include/unknown_outcomes.py), which the sender and post-delivery reconciliation run; their events
+-- (include/delivery/unknown_outcomes.py), which the sender and post-delivery reconciliation run; their events
 -- stay unprocessed until the row is settled. Events for canary messages, and
 -- events with no delivery after :orphan_after_s, are marked processed with a note.
 WITH ev AS (

@@ -1,5 +1,5 @@
 -- A message_template_status_update webhook, applied in the transaction that stores it: the template's status
--- (Meta's event mapped to our status list by include/webhook_receiver.py), why, when and which event.
+-- (Meta's event mapped to our status list by include/whatsapp/webhook_receiver.py), why, when and which event.
 -- Matched on name + language (Meta may spell the locale en_US or en-US), or on Meta's template id when the
 -- webhook has no name. An event older than the last applied one (entry.time) changes nothing, so late or
 -- replayed webhooks never move a template back. Returns the rows changed.

@@ -1,0 +1,153 @@
+"""The fan-out's units: what a unit is (one per shard, or per (shard, segment) on a fast number), how a date
+is queued and cut into units, what a unit's sender is told (`SenderOptions`) and what it reports back
+(`UnitResult`, or one of the two ways it fails)."""
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from dataclasses import dataclass, field
+
+from sqlalchemy.engine import Engine
+
+from include.content import templates
+from include.core import config
+from include.core.db import query
+
+log = logging.getLogger(__package__)
+
+
+@dataclass(frozen=True)
+class Unit:
+    """What one mapped sender sends: a shard's rows of one or more segment groups, in send order.
+
+    A standard-throughput number (80 msg/s) is one process's work, so its unit covers all four segment
+    groups in turn and keeps the number busy from the first second to the last. A high-throughput number
+    is split per segment group so that several processes (cores) feed it."""
+
+    business_date: dt.date
+    shard: int
+    segments: tuple[str, ...]
+    peers: int = 1  # units planned on this shard's number, this one included
+
+    @property
+    def segment(self) -> str:
+        return "+".join(self.segments)
+
+    @property
+    def label(self) -> str:
+        return f"shard {self.shard} / {self.segment}"
+
+    def as_dict(self) -> dict:
+        return {"business_date": self.business_date.isoformat(), "shard": self.shard,
+                "segments": list(self.segments), "segment": self.segment, "peers": self.peers}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> Unit:
+        segments = d.get("segments") or str(d["segment"]).split("+")
+        return cls(dt.date.fromisoformat(d["business_date"]), int(d["shard"]), tuple(str(x) for x in segments),
+                   int(d.get("peers") or 1))
+
+
+@dataclass
+class SenderOptions:
+    """How a unit sends. Defaults are the FA_* settings as they are when the options are made (not at import)."""
+
+    jitter_honoured: bool = True
+    claim_batch: int = field(default_factory=lambda: config.SENDER_CLAIM_BATCH)
+    max_in_flight: int = field(default_factory=lambda: config.SENDER_MAX_IN_FLIGHT)
+    max_attempts: int = field(default_factory=lambda: config.SENDER_MAX_ATTEMPTS)
+    control_tick_s: float = field(default_factory=lambda: config.SENDER_CONTROL_TICK_S)
+    number_check_s: float = field(default_factory=lambda: config.SENDER_NUMBER_CHECK_S)
+    hard_deadline_s: float = field(default_factory=lambda: config.SENDER_HARD_DEADLINE_S)
+    stale_sending_s: float = field(default_factory=lambda: config.SENDER_STALE_SENDING_S)
+    unknown_resolve_after_s: float = field(default_factory=lambda: config.UNKNOWN_RESOLVE_AFTER_S)
+    watermark_margin_s: float = field(default_factory=lambda: config.WEBHOOK_WATERMARK_MARGIN_S)
+    settle_wait_s: float = field(default_factory=lambda: config.UNKNOWN_SETTLE_WAIT_S)
+    settle_poll_s: float = field(default_factory=lambda: config.UNKNOWN_SETTLE_POLL_S)
+    kill_switch_poll_s: float = field(default_factory=lambda: config.SENDER_KILL_SWITCH_POLL_S)
+    max_pause_s: float = field(default_factory=lambda: config.SENDER_MAX_PAUSE_S)
+    progress_log_s: float = field(default_factory=lambda: config.SENDER_PROGRESS_LOG_S)
+    actor: str = "delivery_fanout"
+
+
+@dataclass
+class UnitResult:
+    unit: dict
+    accepted: int = 0
+    failed: int = 0
+    skipped: int = 0
+    retried: int = 0
+    unknown: int = 0
+    reconciled_accepted: int = 0
+    reconciled_requeued: int = 0
+    throttled: int = 0
+    held: int = 0  # accepted but held for quality assessment (template pacing): sent later or dropped by Meta
+    numbers_used: list[str] = field(default_factory=list)
+    stopped_reason: str | None = None
+    paused_seconds: float = 0.0
+    elapsed_s: float = 0.0
+    remaining_queued: int = 0
+    unknown_left: int = 0
+
+    def as_dict(self) -> dict:
+        return dict(self.__dict__)
+
+
+class AuthFailure(RuntimeError):
+    """The access token is invalid or expired (190): stop the run, keep the rows queued."""
+
+
+class UnitIncomplete(RuntimeError):
+    """A unit stopped with rows still queued (deadline, a long pause, no spare or template): it has paged
+    and fails, so the run shows it; the rows stay queued for a retry or a backfill."""
+
+
+# -- planning the fan-out ------------------------------------------------------------------------
+def enqueue(engine: Engine, business_date: dt.date) -> int:
+    with engine.begin() as conn:
+        queued = conn.execute(query("fanout/enqueue_from_plan"), {"business_date": business_date}).rowcount
+    with engine.begin() as conn:
+        conn.execute(query("fanout/analyze"))
+    return queued
+
+
+def units_for(engine: Engine, business_date: dt.date, max_units: int = config.MAX_SENDER_TASKS,
+              split_mps: int = config.SENDER_SPLIT_MPS) -> list[dict]:
+    """Mapped units: one per shard (its segment groups in send order), or one per (shard, segment) for a
+    number fast enough to need several processes. Bounded: 4 shards x 4 segments = 16 at most here."""
+    with engine.connect() as conn:
+        rows = conn.execute(query("fanout/units"), {"business_date": business_date}).fetchall()
+    units = []
+    for r in rows:
+        number = r.display_phone or "no number"
+        groups = [(seg,) for seg in r.segments] if (r.throughput_mps or 0) >= split_mps else [tuple(r.segments)]
+        for segs in groups:
+            unit = Unit(business_date, r.shard, segs, peers=len(groups)).as_dict()
+            unit.update(number=number, open_rows=sum(n for seg, n in zip(r.segments, r.open_rows, strict=True)
+                                                     if seg in segs),
+                        label=f"{number} · shard {r.shard} · {' → '.join(segs)}")  # the mapped task's name in the UI
+            units.append(unit)
+    # Segment-group order first, so however few executor slots run at once, the first groups go first.
+    order = {seg: i for i, seg in enumerate(config.SEGMENTS)}
+    units.sort(key=lambda u: (order.get(u["segments"][0], 99), u["shard"]))
+    if len(units) > max_units:
+        raise ValueError(f"{len(units)} sender units exceed the bound of {max_units}; add fewer shards")
+    return units
+
+
+def prepare_fanout(engine: Engine, business_date: dt.date) -> list[dict]:
+    """Make sure the date has a plan (building it for a backfill), queue it, and return the units."""
+    from include.content import readiness as content
+    from include.delivery import planning
+
+    with engine.connect() as conn:
+        planned = conn.execute(query("plan/exists"), {"business_date": business_date}).fetchone()
+    if planned is None:
+        log.warning("no plan for %s: building it now (backfill or missed pre-delivery check)", business_date)
+        content.assign_content(engine, business_date)
+        chosen = templates.decide_variants(engine).chosen
+        planning.build_plan(engine, business_date, chosen)
+    queued = enqueue(engine, business_date)
+    units = units_for(engine, business_date)
+    log.info("fan-out %s: %d deliveries queued now, %d units", business_date, queued, len(units))
+    return units
