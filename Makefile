@@ -7,7 +7,7 @@ STAMP  := $(VENV)/.lock-installed
 ADVISORS ?= 2000
 PYTEST_ARGS ?=
 
-.PHONY: venv run stop status sandbox test lint bench lock clean
+.PHONY: venv run stop status sandbox test lint bench lock clean chromium
 
 venv: $(STAMP)
 
@@ -29,8 +29,12 @@ status: venv
 sandbox: venv
 	$(PY) -m devtools.sandbox.server
 
-test: venv
+test: venv chromium
 	$(PY) -m pytest $(PYTEST_ARGS)
+
+# The cockpit's browser test drives Debian's headless Chromium (Playwright's own browser download is not used).
+chromium:
+	@command -v chromium >/dev/null || test -x /usr/bin/chromium || (apt-get update -qq && apt-get install -y -qq chromium)
 
 lint: venv
 	$(VENV)/bin/ruff check --select AIR dags plugins include

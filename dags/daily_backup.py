@@ -14,16 +14,16 @@ from include.core.dagkit import default_args, ist_cron
 
 
 @dag(dag_id="daily_backup", schedule=ist_cron(config.SCHEDULE_DAILY_BACKUP), catchup=False, max_active_runs=1,
-     tags=["maintenance", "backup"], default_args=default_args(), doc_md=__doc__,
+     tags=["maintenance", "backup"], default_args=default_args("maintenance"), doc_md=__doc__,
      description="03:30 IST: pg_dump the app DB and prove it restores (state as of run time)")
 def daily_backup():
     from include.maintenance import tasks as m
 
-    @task
+    @task(pool=config.POOL_DB_MAINTENANCE)  # one DB-heavy step at a time, never the senders' slots
     def backup_app_db() -> dict:
         return m.run_backup(get_current_context(), "daily", "daily_backup")
 
-    @task
+    @task(pool=config.POOL_DB_MAINTENANCE)  # one DB-heavy step at a time, never the senders' slots
     def verify_backup_restore(backup: dict) -> dict:
         return m.run_verify_backup(backup, get_current_context(), "daily_backup")
 

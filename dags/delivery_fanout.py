@@ -20,13 +20,15 @@ from __future__ import annotations
 from airflow.sdk import Param, dag
 
 from include.core import config
-from include.core.dagkit import date_param, default_args, ist_cron
+from include.core.dagkit import deadline_alert, date_param, default_args, ist_cron
 from include.core.dates import TODAY
 
 
 
 @dag(dag_id="delivery_fanout", schedule=ist_cron(config.SCHEDULE_DELIVERY_FANOUT), catchup=False,
-     max_active_runs=1, tags=["delivery"], default_args=default_args(), doc_md=__doc__,
+     max_active_runs=1, tags=["delivery"], default_args=default_args("delivery"),
+     deadline=deadline_alert(config.DEADLINE_DELIVERY_FANOUT_MIN, "06:05 IST",
+                             "the 5-minute window is over: see validate_delivery_sla and the cockpit; finish with ops_backfill_delivery once the cause is fixed"), doc_md=__doc__,
      description="06:00 IST: send today's plan over WhatsApp (today's date)",
      params={
          "business_date": date_param(TODAY, "Only today is accepted here: a past date goes through "

@@ -23,13 +23,13 @@ from include.core.dates import TODAY
 
 
 @dag(dag_id="monthly_maintenance", schedule=ist_cron(config.SCHEDULE_MONTHLY_MAINTENANCE), catchup=False,
-     max_active_runs=1, tags=["maintenance"], default_args=default_args(), doc_md=__doc__,
+     max_active_runs=1, tags=["maintenance"], default_args=default_args("maintenance"), doc_md=__doc__,
      description="1st Sunday 01:00 IST: DR drill, compliance audit, capacity, library refresh (last month)",
      params={"business_date": date_param(TODAY, "The review covers the month before this date.")})
 def monthly_maintenance():
     from include.maintenance import tasks as m
 
-    @task
+    @task(pool=config.POOL_DB_MAINTENANCE)  # one DB-heavy step at a time, never the senders' slots
     def run_dr_drill() -> dict:
         return m.run_dr_drill(get_current_context())
 

@@ -30,7 +30,7 @@ RENDERED_PACKS = Asset("rendered_packs")
 
 
 @dag(dag_id="nightly_content_window", schedule=ist_cron(config.SCHEDULE_NIGHTLY_CONTENT_WINDOW), catchup=False,
-     max_active_runs=1, tags=["content", "nightly"], default_args=default_args(), doc_md=__doc__,
+     max_active_runs=1, tags=["content", "nightly"], default_args=default_args("content"), doc_md=__doc__,
      description="20:30 IST: approval backlog, templates, renders + QC, fallbacks, canary (tomorrow's date)",
      params={
          "business_date": date_param(TOMORROW, "The date whose packs to prepare."),

@@ -34,7 +34,7 @@ from include.core.dagkit import default_args
 
 
 @dag(dag_id="ops_backfill_delivery", schedule=None, catchup=False, max_active_runs=1, tags=["ops", "delivery"],
-     default_args=default_args(retries=1), doc_md=__doc__,
+     default_args=default_args("delivery", retries=1), doc_md=__doc__,
      description="Operator: deliver a past business date (the date you give), audited",
      params={
          "business_date": Param(type="string", format="date", description="The past business date to deliver."),

@@ -24,13 +24,15 @@ from __future__ import annotations
 from airflow.sdk import MultipleCronTriggerTimetable, Param, dag, get_current_context, task
 
 from include.core import config
-from include.core.dagkit import date_param, default_args
+from include.core.dagkit import deadline_alert, date_param, default_args
 from include.core.dates import TODAY
 
 
 @dag(dag_id="post_delivery_report",
      schedule=MultipleCronTriggerTimetable(*config.SCHEDULES_POST_DELIVERY_REPORT, timezone=config.TIMEZONE_NAME),
-     catchup=False, max_active_runs=1, tags=["delivery", "reporting"], default_args=default_args(),
+     catchup=False, max_active_runs=1, tags=["delivery", "reporting"], default_args=default_args("reporting"),
+     deadline=deadline_alert(config.DEADLINE_POST_DELIVERY_REPORT_MIN, "5 min after its checkpoint (the 06:30 report by 06:35)",
+                             "the hand-off report is late: check build_daily_report_0630 and the receiver"),
      doc_md=__doc__,
      description="06:05/06:15/06:30 IST: reconcile webhooks, KPIs, SLA, daily report (today's date)",
      params={

@@ -19,14 +19,16 @@ from __future__ import annotations
 from airflow.sdk import Asset, Param, dag, get_current_context, task
 
 from include.core import config
-from include.core.dagkit import date_param, default_args, ist_cron
+from include.core.dagkit import deadline_alert, date_param, default_args, ist_cron
 from include.core.dates import TODAY
 
 DELIVERY_PLAN = Asset("delivery_plan")
 
 
 @dag(dag_id="pre_delivery_check", schedule=ist_cron(config.SCHEDULE_PRE_DELIVERY_CHECK), catchup=False,
-     max_active_runs=1, tags=["delivery", "checks"], default_args=default_args(), doc_md=__doc__,
+     max_active_runs=1, tags=["delivery", "checks"], default_args=default_args("delivery"),
+     deadline=deadline_alert(config.DEADLINE_PRE_DELIVERY_CHECK_MIN, "05:58 IST",
+                             "the fan-out starts at 06:00 on a plan that may be missing: check the run, then decide with on-call whether to pause sending (ops_pause_sending)"), doc_md=__doc__,
      description="05:50 IST: health, numbers, templates, content, kill switch; build the plan (today's date)",
      params={
          "business_date": date_param(TODAY),

@@ -30,7 +30,7 @@ from include.core.dagkit import default_args, ist_cron
 
 
 @dag(dag_id="weekly_maintenance", schedule=ist_cron(config.SCHEDULE_WEEKLY_MAINTENANCE), catchup=False,
-     max_active_runs=1, tags=["maintenance"], default_args=default_args(), doc_md=__doc__,
+     max_active_runs=1, tags=["maintenance"], default_args=default_args("maintenance"), doc_md=__doc__,
      description="Sundays 02:00 IST: DB upkeep, render cleanup, retention, backup, dependency drift (as of run date)",
      params={"dry_run": Param(False, type="boolean",
                               description="Report what every step would do (vacuum, reindex, archive, render "
@@ -38,7 +38,7 @@ from include.core.dagkit import default_args, ist_cron
 def weekly_maintenance():
     from include.maintenance import tasks as m
 
-    @task
+    @task(pool=config.POOL_DB_MAINTENANCE)  # one DB-heavy step at a time, never the senders' slots
     def run_database_upkeep() -> dict:
         return m.run_db_upkeep(get_current_context())
 
@@ -46,7 +46,7 @@ def weekly_maintenance():
     def clean_render_cache() -> dict:
         return m.run_clean_render_cache(get_current_context())
 
-    @task
+    @task(pool=config.POOL_DB_MAINTENANCE)  # one DB-heavy step at a time, never the senders' slots
     def archive_old_rows() -> dict:
         return m.run_archive_old_rows(get_current_context())
 
@@ -54,11 +54,11 @@ def weekly_maintenance():
     def clean_airflow_metadata() -> dict:
         return m.run_clean_airflow_metadata(get_current_context())
 
-    @task
+    @task(pool=config.POOL_DB_MAINTENANCE)  # one DB-heavy step at a time, never the senders' slots
     def backup_app_db() -> dict:
         return m.run_backup(get_current_context(), "weekly", "weekly_maintenance")
 
-    @task
+    @task(pool=config.POOL_DB_MAINTENANCE)  # one DB-heavy step at a time, never the senders' slots
     def verify_backup_restore(backup: dict) -> dict:
         return m.run_verify_backup(backup, get_current_context(), "weekly_maintenance")
 

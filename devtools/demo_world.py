@@ -7,6 +7,7 @@ the real import path and come back in the import report instead of being inserte
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import logging
 import random
 from dataclasses import dataclass
@@ -60,6 +61,40 @@ EVERGREEN_TOPICS = (
     ("Debt fund basics", "Debt funds carry interest-rate and credit risk; match duration to need."),
     ("Know your risk profile", "Your asset mix should reflect both your goals and your comfort with risk."),
 )
+
+
+# The on-call roster (issue 17): role, person, Slack channel, email. Routing keys are sandbox-style 32-character
+# PagerDuty integration keys derived from the role (`oncall_routing_key`), so tests and the sandbox can predict them.
+ONCALL_ROSTER = (
+    ("primary", "Primary on-call", "Asha Rao", "#oncall-primary", "asha.rao@example.in"),
+    ("secondary", "Secondary on-call", "Vikram Nair", "#oncall-secondary", "vikram.nair@example.in"),
+    ("engineering_lead", "Engineering lead", "Kavya Iyer", "#eng-leads", "kavya.iyer@example.in"),
+    ("engineering_manager", "Engineering manager", "Rohan Mehta", "#eng-management", "rohan.mehta@example.in"),
+    ("head_of_product", "Head of product", "Neha Kulkarni", "#product-leads", "neha.kulkarni@example.in"),
+    ("head_of_operations", "Head of operations", "Farhan Khan", "#operations", "farhan.khan@example.in"),
+    ("head_of_marketing", "Head of marketing", "Priya Menon", "#marketing", "priya.menon@example.in"),
+    ("compliance_officer", "Compliance officer", "Lakshmi Pillai", "#compliance", "lakshmi.pillai@example.in"),
+    ("legal", "Legal", "Deepak Joshi", "#legal", "deepak.joshi@example.in"),
+    ("cto", "CTO", "Suresh Reddy", "#exec-tech", "suresh.reddy@example.in"),
+    ("ceo", "CEO", "Meera Shah", "#exec", "meera.shah@example.in"),
+    ("board", "Board notification", "Board secretariat", "#board-notices", "board@example.in"),
+)
+
+
+def oncall_routing_key(role: str) -> str:
+    """The demo roster's sandbox routing key of a role: 32 hex characters, stable across seeds."""
+    return hashlib.md5(f"sandbox-pagerduty-{role}".encode()).hexdigest()
+
+
+def seed_oncall_roster(conn) -> int:
+    """Seed the on-call roster inside the caller's transaction; an operator's later edit is never overwritten.
+    Returns the number of roles inserted."""
+    inserted = 0
+    for role, display, person, channel, email in ONCALL_ROSTER:
+        inserted += conn.execute(query("incidents/seed_role"), dict(
+            role=role, display_name=display, person=person, slack_channel=channel,
+            pagerduty_routing_key=oncall_routing_key(role), email=email)).rowcount
+    return inserted
 
 
 @dataclass
@@ -160,6 +195,7 @@ def seed_world(engine: Engine, advisors: int = 2000, seed: int = 42, today: dt.d
         after = conn.execute(sa.text("SELECT count(*) FROM do_not_contact")).scalar_one()
         packs = _pack_rows(today, seed)
         conn.execute(query("seed/content_pack"), packs)
+        seed_oncall_roster(conn)
     log.info("demo world: %d advisors generated, %d imported, %d rejected, %d DNC added",
              advisors, report.accepted, len(report.rejected), after - before)
     return SeedResult(advisors, report, after - before, len(packs))

@@ -2,6 +2,7 @@
 (cloned from a migrated template), and the sandbox running as a real server on a loopback port."""
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 import subprocess
@@ -93,6 +94,11 @@ class SandboxProcess:
 
     def ledger(self, **params) -> list[dict]:
         return self.admin.get("/_sandbox/ledger", params=params).json()["data"]
+
+    def pagerduty_events(self) -> list[dict]:
+        """Every request the sandbox's PagerDuty Events API received, in order, with its HTTP status and outcome
+        (incident_opened, deduplicated, acknowledged, resolved, dropped, invalid, throttled, server_error)."""
+        return self.admin.get("/_sandbox/pagerduty/events").json()["events"]
 
     def wait_webhooks_drained(self, timeout: float = 15.0) -> dict:
         """Poll until the sandbox has no webhook scheduled, queued or in flight (everything due so far was
@@ -228,3 +234,37 @@ def load_dag(dag_id: str):
     dag = bag.get_dag(dag_id)
     assert dag is not None, f"dags/{dag_id}.py does not define {dag_id}"
     return dag
+
+
+@contextlib.contextmanager
+def running_api_server(tmp_path, monkeypatch, users: dict[str, tuple[str, str]]):
+    """Airflow's real api-server app (`create_app(apps="core")`, plugins included) under uvicorn on a free port,
+    with the SimpleAuthManager and `users` = {name: (role, password)}; yields its base URL. The app shares the
+    test's metadata database, so runs made by dag.test() are visible through its REST API."""
+    import json
+    import threading
+
+    import uvicorn
+
+    passwords = tmp_path / "passwords.json"
+    passwords.write_text(json.dumps({name: password for name, (_, password) in users.items()}))
+    monkeypatch.setenv("AIRFLOW__CORE__AUTH_MANAGER",
+                       "airflow.api_fastapi.auth.managers.simple.simple_auth_manager.SimpleAuthManager")
+    monkeypatch.setenv("AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS",
+                       ",".join(f"{name}:{role}" for name, (role, _) in users.items()))
+    monkeypatch.setenv("AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE", str(passwords))
+    monkeypatch.setenv("AIRFLOW__API_AUTH__JWT_SECRET", "test-jwt-secret-" + "x" * 64)  # >= 64 bytes: HS512
+    from airflow.api_fastapi.app import create_app, purge_cached_app
+
+    purge_cached_app()
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(create_app(apps="core"), host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    wait_until(lambda: server.started, timeout=30, what="the api-server started")
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(10)
+        purge_cached_app()

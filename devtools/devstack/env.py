@@ -39,14 +39,34 @@ def _write_secrets(path: Path, values: dict[str, str]) -> None:
     path.chmod(0o600)
 
 
+OPS_BOT_USER = "ops_bot"
+
+
+def write_service_user_password(passwords_file: Path, password: str) -> None:
+    """Put the run-notes service user's password into the SimpleAuthManager's passwords file before the
+    api-server starts (it generates the others, admin's included, and keeps ours)."""
+    passwords_file.parent.mkdir(parents=True, exist_ok=True)
+    current = json.loads(passwords_file.read_text() or "{}") if passwords_file.exists() else {}
+    if current.get(OPS_BOT_USER) != password:
+        current[OPS_BOT_USER] = password
+        passwords_file.write_text(json.dumps(current))
+        passwords_file.chmod(0o600)
+
+
 def load_or_create_secrets(data_dir: Path) -> dict[str, str]:
     """The stack's secrets, generated once into `secrets.json`. A stored JWT secret shorter than 64 bytes (older
     data folders had 43 characters) is replaced and the file rewritten: sessions signed with it end once."""
     path = data_dir / "secrets.json"
     if path.exists():
         values = json.loads(path.read_text())
+        changed = False
         if len(str(values.get("jwt_secret") or "").encode()) < MIN_JWT_SECRET_BYTES:
             values["jwt_secret"] = new_jwt_secret()
+            changed = True
+        if not values.get("ops_bot_password"):  # data folders from before run notes
+            values["ops_bot_password"] = secrets.token_urlsafe(18)
+            changed = True
+        if changed:
             _write_secrets(path, values)
         return values
     values = {
@@ -56,6 +76,7 @@ def load_or_create_secrets(data_dir: Path) -> dict[str, str]:
         "jwt_secret": new_jwt_secret(),
         "api_secret_key": secrets.token_urlsafe(32),
         "fernet_key": base64.urlsafe_b64encode(secrets.token_bytes(32)).decode(),
+        "ops_bot_password": secrets.token_urlsafe(18),
     }
     _write_secrets(path, values)
     return values
@@ -98,7 +119,9 @@ class StackSettings:
             "AIRFLOW__CORE__DEFAULT_TIMEZONE": "Asia/Kolkata",
             "AIRFLOW__CORE__FERNET_KEY": s.get("fernet_key", ""),
             "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"{self.api_base_url}/execution/",
-            "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": "admin:admin",
+            # ops_bot: the service user tasks write run notes with (include/core/run_notes.py); role "user" may
+            # edit DAG runs, nothing more.
+            "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": f"admin:admin,{OPS_BOT_USER}:user",
             "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(home / "simple_auth_manager_passwords.json"),
             "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": self.airflow_db_url,
             "AIRFLOW__DATABASE__SQL_ALCHEMY_POOL_SIZE": "3",
@@ -113,9 +136,15 @@ class StackSettings:
             "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "30",
             "AIRFLOW__LOGGING__BASE_LOG_FOLDER": str(self.data_dir / "logs" / "airflow"),
             "AIRFLOW_CONN_APP_DB": self.app_db_conn_json,
+            "AIRFLOW_CONN_AIRFLOW_API": json.dumps({"conn_type": "http", "host": self.api_base_url,
+                                                    "login": OPS_BOT_USER,
+                                                    "password": s.get("ops_bot_password", "")}),
             "AIRFLOW_CONN_WHATSAPP_CLOUD": self.whatsapp_conn_json(),
             "AIRFLOW_CONN_SLACK_ALERTS": self.slack_conn_json(),
             "AIRFLOW_CONN_SLACK_APPROVERS": self.slack_conn_json("approvers"),
+            # PagerDuty's Events API v2 at the sandbox (production: host empty = https://events.pagerduty.com);
+            # routing keys come from the on-call roster (oncall_roles), one per role.
+            "AIRFLOW_CONN_PAGERDUTY_EVENTS": json.dumps({"conn_type": "pagerduty_events", "host": self.sandbox_url}),
             "FA_DATA_DIR": str(self.data_dir),
             "FA_CANARY_PHONES": SANDBOX_CANARY_PHONES,
             "FA_PG_BIN_DIR": pg_bin_dir(),

@@ -18,8 +18,11 @@ import time
 import urllib.request
 from pathlib import Path
 
-from devtools.devstack.env import DEFAULT_DATA_DIR, ROOT, StackSettings, load_or_create_secrets
+from devtools.devstack.env import (
+    DEFAULT_DATA_DIR, ROOT, StackSettings, load_or_create_secrets, write_service_user_password,
+)
 from devtools.devstack.pg import EmbeddedPostgres
+from include.core.config import pool_definitions
 
 AIRFLOW_COMPONENTS = ("api-server", "scheduler", "dag-processor", "triggerer")
 
@@ -174,6 +177,16 @@ class Stack:
         if mig.returncode != 0:
             _say(f"airflow db migrate failed:\n{mig.stdout[-3000:]}\n{mig.stderr[-3000:]}")
             self.shutdown(1)
+        pools = self.data_dir / "run" / "pools.json"
+        pools.parent.mkdir(parents=True, exist_ok=True)
+        pools.write_text(json.dumps(pool_definitions(settings.parallelism)))
+        imp = subprocess.run([airflow, "pools", "import", str(pools)], env={**os.environ, **af_env}, cwd=ROOT,
+                             capture_output=True, text=True)
+        if imp.returncode != 0:
+            _say(f"airflow pools import failed:\n{imp.stdout[-2000:]}\n{imp.stderr[-2000:]}")
+            self.shutdown(1)
+        write_service_user_password(Path(af_env["AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE"]),
+                                    (settings.secrets or {}).get("ops_bot_password", ""))
         for comp in AIRFLOW_COMPONENTS:
             self.spawn(comp, [airflow, comp], af_env)
         health = f"{settings.api_base_url}/api/v2/monitor/health"

@@ -13,13 +13,14 @@ Admin routes:   /_sandbox/...  (faults, numbers, templates, inbound, user_prefer
                 account_alerts, ledger, webhook stats, reset); changes to templates, numbers, the messaging tier
                 and timed faults emit Meta's lifecycle webhooks (lifecycle.py)
 Slack routes:   POST /slack/webhook/{name}, GET /slack, GET|DELETE /slack/api/posts
+PagerDuty:      POST /v2/enqueue (Events API v2), GET /_sandbox/pagerduty/events|incidents,
+                POST /_sandbox/pagerduty/acknowledge (signed V3 webhook to `pagerduty_webhook_url`); pagerduty.py
 """
 from __future__ import annotations
 
 import asyncio
 import base64
 import gc
-import html
 import json
 import secrets
 import time
@@ -38,7 +39,7 @@ from devtools.sandbox.state import (
     ERROR_TITLES, ERROR_TYPES, GraphError, Number, Sandbox, Settings, Template, WebhookSettings, unknown_field,
     unknown_object,
 )
-from devtools.sandbox import lifecycle
+from devtools.sandbox import lifecycle, pagerduty
 from devtools.sandbox.webhooks import WebhookDispatcher
 
 _encode = msgspec.json.encode
@@ -240,12 +241,28 @@ def create_app(settings: Settings | None = None, webhooks: WebhookSettings | Non
             await asyncio.sleep(sb.faults.timeout_hang_s)  # accepted, but the caller gives up first
         return _json(result)
 
+    def _debug_token(sb, input_token: str | None) -> dict:
+        """GET /debug_token?input_token=...: the token's metadata as Graph documents it
+        (https://developers.facebook.com/docs/facebook-login/guides/access-tokens/debugging); `expires_at` 0 means
+        never (a system-user token) unless a `token_expires_at` fault is set."""
+        if not input_token:
+            raise GraphError(100, message="(#100) The parameter input_token is required", graph=True)
+        valid = secrets.compare_digest(input_token, sb.settings.access_token)
+        expires = sb.faults.token_expires_at
+        return {"data": {"app_id": "100000000000000", "type": "SYSTEM_USER", "application": "Advisor Content Sandbox",
+                         "data_access_expires_at": 0, "expires_at": int(expires) if expires else 0,
+                         "is_valid": valid and not (expires and time.time() >= expires),
+                         "scopes": ["whatsapp_business_management", "whatsapp_business_messaging"],
+                         "granular_scopes": [], "user_id": "100000000000001"}}
+
     async def get_object(request: Request) -> Response:
         oid = request.path_params["oid"]
         try:
             sb.check_token(request.headers.get("authorization"))
             sb.apply_scheduled_faults()
             requested = _requested_fields(request)
+            if oid == "debug_token":
+                return _json(_debug_token(sb, request.query_params.get("input_token")))
             if oid in sb.numbers:
                 return _json(_project(sb.numbers[oid].public(sb.settings.messaging_tier), requested,
                                       PHONE_NUMBER_DEFAULT_FIELDS, "WhatsAppBusinessPhoneNumber"))
@@ -405,7 +422,7 @@ def create_app(settings: Settings | None = None, webhooks: WebhookSettings | Non
     async def admin_config(request: Request) -> Response:
         if request.method == "GET":
             return _json({"settings": {k: v for k, v in asdict(sb.settings).items()
-                                       if k not in ("access_token", "app_secret")},
+                                       if k not in ("access_token", "app_secret", "pagerduty_webhook_secrets")},
                           "webhooks": asdict(sb.webhooks)})
         data = await _admin_json(request)
         try:
@@ -608,30 +625,11 @@ def create_app(settings: Settings | None = None, webhooks: WebhookSettings | Non
         return _json({"posts": sb.slack_posts})
 
     async def slack_page(request: Request) -> Response:
-        items = []
-        for post in reversed(sb.slack_posts[-500:]):
-            p = post["payload"]
-            lines = []
-            for block in p.get("blocks") or []:
-                t = block.get("text", {}).get("text") if isinstance(block.get("text"), dict) else None
-                if t:
-                    lines.append(html.escape(t))
-                for f in block.get("fields") or []:
-                    lines.append(html.escape(f.get("text", "")))
-                for el in block.get("elements") or []:
-                    if el.get("url"):
-                        lines.append(f'<a href="{html.escape(el["url"])}">{html.escape(el["text"]["text"])}</a>')
-                    elif el.get("text"):
-                        lines.append(html.escape(el["text"]))
-            when = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(post["received_at"]))
-            items.append(f"<article><h3>{html.escape(p.get('text', ''))}</h3><small>{when} · #{post['hook']}"
-                         f"</small><pre>{'<br>'.join(lines)}</pre></article>")
-        page = ("<!doctype html><html><head><meta charset='utf-8'><meta http-equiv='refresh' content='10'>"
-                "<title>Sandbox Slack</title><style>body{font-family:sans-serif;max-width:60em;margin:auto}"
-                "article{border-bottom:1px solid #ccc;padding:.5em}pre{white-space:pre-wrap}</style></head>"
-                f"<body><h1>Sandbox Slack: {len(sb.slack_posts)} posts</h1>{''.join(items) or '<p>No alerts yet.</p>'}"
-                "</body></html>")
-        return HTMLResponse(page)
+        from devtools.sandbox.slack_render import page
+
+        posts = [{**post, "when": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(post["received_at"]))}
+                 for post in reversed(sb.slack_posts[-500:])]
+        return HTMLResponse(page(posts, len(sb.slack_posts)))
 
     @asynccontextmanager
     async def lifespan(app):
@@ -661,6 +659,7 @@ def create_app(settings: Settings | None = None, webhooks: WebhookSettings | Non
         Route("/slack", slack_page),
         Route("/slack/api/posts", slack_api_posts, methods=["GET", "DELETE"]),
         Route("/slack/webhook/{name:path}", slack_post, methods=["POST"]),
+        *pagerduty.routes(sb),   # Events API v2 /v2/enqueue and /_sandbox/pagerduty/* (pagerduty.py)
         Route("/whatsapp_business/attachments/", download_media, methods=["GET"]),
         Route("/{ver}/{pnid}/messages", send_message, methods=["POST"]),
         Route("/{ver}/{pnid}/media", upload_media, methods=["POST"]),

@@ -16,6 +16,7 @@ from collections import Counter, defaultdict
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from devtools.sandbox.pagerduty import PagerDutyState
 from include.delivery.ratelimit import RollingUniqueCounter, TokenBucket
 from include.whatsapp.platform_limits import THROUGHPUT_MPS, TIER_LIMITS
 
@@ -204,6 +205,9 @@ class Faults:
     # (https://developers.facebook.com/documentation/business-messaging/whatsapp/templates/template-pacing).
     pacing_rate: float = 0.0
     pacing_templates: list[str] = field(default_factory=list)
+    # PagerDuty Events API (devtools/sandbox/pagerduty.py): answer the next N events with 429 / 500.
+    pagerduty_429_next: int = 0
+    pagerduty_5xx_next: int = 0
 
 
 @dataclass
@@ -243,6 +247,10 @@ class Settings:
     # message templates" (https://developers.facebook.com/documentation/business-messaging/whatsapp/support/error-codes,
     # 2388019); configurable because Meta raises it for some accounts.
     message_template_limit: int = 250
+    # PagerDuty V3 webhooks (devtools/sandbox/pagerduty.py): where `incident.acknowledged` goes (none when empty)
+    # and the subscription's signing secrets (one v1= signature each, as during a secret rotation).
+    pagerduty_webhook_url: str = ""
+    pagerduty_webhook_secrets: list[str] = field(default_factory=lambda: ["sandbox-pagerduty-webhook-secret"])
 
 
 @dataclass
@@ -302,6 +310,7 @@ class Sandbox:
         self._wamid_seq = itertools.count(1)
         self.template_pauses: Counter[tuple[str, str]] = Counter()  # FIRST_PAUSE / SECOND_PAUSE (lifecycle.py)
         self.media: dict[str, MediaItem] = {}
+        self.pagerduty = PagerDutyState()
 
     def seed_defaults(self) -> None:
         """The demo world's five numbers and four approved templates (mirrors devtools/demo_world.py)."""

@@ -104,7 +104,7 @@ class Alert:
         limits: every text is shortened to its block's maximum rather than rejected."""
         header = f"{_EMOJI[self.severity]} {self.severity.value}: {self.title}"
         blocks: list[Block] = [HeaderBlock(text=PlainTextObject(text=_fit(header, HeaderBlock.text_max_length)))]
-        ctx = [f"*{k}:* `{v}`" for k, v in (("dag", self.source.dag_id), ("task", self.source.task_id),
+        ctx = [f"*{k}:* `{_esc(v)}`" for k, v in (("dag", self.source.dag_id), ("task", self.source.task_id),
                                               ("run", self.source.run_id)) if v]
         if self.source.map_index is not None and self.source.map_index >= 0:
             ctx.append(f"*map index:* `{self.source.map_index}`")
@@ -115,13 +115,13 @@ class Alert:
         facts = list(self.facts.items())
         if facts:
             shown, rest = facts[:SectionBlock.fields_max_length], facts[SectionBlock.fields_max_length:]
-            blocks.append(SectionBlock(fields=[MarkdownTextObject(text=_fit(f"*{k}*\n{v}", _FIELD_MAX))
+            blocks.append(SectionBlock(fields=[MarkdownTextObject(text=_fit(f"*{_esc(k)}*\n{_esc(v)}", _FIELD_MAX))
                                                for k, v in shown]))
             if rest:
                 blocks.append(SectionBlock(text=MarkdownTextObject(
-                    text=_join_within([f"*{k}:* {v}" for k, v in rest], SectionBlock.text_max_length))))
+                    text=_join_within([f"*{_esc(k)}:* {_esc(v)}" for k, v in rest], SectionBlock.text_max_length))))
         if self.details:
-            bullets = [f"• {d}" for d in self.details[:_MAX_DETAILS]]
+            bullets = [f"• {_esc(d)}" for d in self.details[:_MAX_DETAILS]]
             blocks.append(SectionBlock(text=MarkdownTextObject(text=_join_within(
                 bullets, SectionBlock.text_max_length, hidden=max(0, len(self.details) - _MAX_DETAILS)))))
         url = self.source.url
@@ -137,6 +137,12 @@ _TEXT_MAX = 3000    # any mrkdwn text object (context elements)
 _FIELD_MAX = 2000   # each of a section's fields
 _MAX_DETAILS = 20   # detail lines listed before "… and N more"
 _EXCEPTION_MAX = 500
+
+
+def _esc(value: object) -> str:
+    """Data shown in mrkdwn with Slack's three escapes: a `<` from an error title or a file name would otherwise
+    start a link or a mention (https://api.slack.com/reference/surfaces/formatting#escaping)."""
+    return str(value).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
 def _fit(text: str, limit: int) -> str:
@@ -163,10 +169,16 @@ def _join_within(lines: Sequence[str], limit: int, hidden: int = 0) -> str:
 
 
 def post(alert: Alert, conn_id: str = config.SLACK_CONN_ID) -> bool:
-    """Post to Slack. Returns False (and logs) instead of raising: an alert must never fail the task
-    that raises it, and the same facts are always in the task log."""
+    """Post to Slack, and record a P0/P1 on its incident. Returns False (and logs) instead of raising: an alert must
+    never fail the task that raises it, and the same facts are always in the task log."""
     level = logging.INFO if alert.severity is Severity.INFO else logging.WARNING
     log.log(level, "ALERT %s | %s | %s", alert.text(), dict(alert.facts), list(alert.details)[:5])
+    if alert.severity in (Severity.P0, Severity.P1):
+        # Every P0/P1 opens or joins an incident (include/incidents/): a timeline, escalation to people, a
+        # post-mortem due date. Never raises: the Slack post below goes out whatever the database says.
+        from include.incidents.records import record_alert_quietly
+
+        record_alert_quietly(alert)
     try:
         from airflow.providers.slack.hooks.slack_webhook import SlackWebhookHook
 

@@ -78,7 +78,8 @@ def summarise(title: str, business_date: dt.date, results: Sequence[CheckResult]
               facts: Mapping[str, Any] | None = None, severities: Sequence[Severity] = (),
               details: Sequence[str] = ()) -> Alert:
     """The one summary every DAG posts: headline facts, one line per check, the failing items, and the worst
-    severity (of the checks and of any `severities` the caller adds) deciding whether it pages."""
+    severity (of the checks and of any `severities` the caller adds) deciding whether it pages. The same worst
+    severity and title become the run's note in the Airflow UI (include/core/run_notes.py)."""
     severity = worst([r.severity for r in results] + list(severities) or [Severity.INFO])
     failed = [r for r in results if not r.ok]
     lines: dict[str, Any] = {"business date": business_date.isoformat(), **(facts or {})}
@@ -91,4 +92,7 @@ def summarise(title: str, business_date: dt.date, results: Sequence[CheckResult]
         f"{len(failed)} check(s) need attention" if failed else f"worst severity {severity.value}")
     alert = Alert(severity, f"{title} for {business_date}: {verdict}", lines, source, items)
     post(alert)
+    from include.core.run_notes import write_run_note
+
+    write_run_note(source, severity, alert.title)
     return alert

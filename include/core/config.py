@@ -31,6 +31,11 @@ SCHEDULES_POST_DELIVERY_REPORT = ("5 6 * * *", "15 6 * * *", "30 6 * * *")
 SCHEDULE_WEEKLY_MAINTENANCE = "0 2 * * 0"
 SCHEDULE_MONTHLY_MAINTENANCE = "0 1 * * 0#1"  # first Sunday of the month (cron "#" = nth weekday)
 SCHEDULE_DAILY_BACKUP = "30 3 * * *"
+# Deadline Alerts (minutes after a run's slot): the 05:50 check is done by 05:58, the 06:00 fan-out by 06:05, each
+# post-delivery checkpoint five minutes after its slot (the 06:30 report out by 06:35).
+DEADLINE_PRE_DELIVERY_CHECK_MIN = 8
+DEADLINE_DELIVERY_FANOUT_MIN = 5
+DEADLINE_POST_DELIVERY_REPORT_MIN = 5
 
 # -- content and render QC -------------------------------------------------------------------------
 SEGMENTS = ("mutual_fund", "equity", "insurance", "wealth")
@@ -52,6 +57,34 @@ CRITICAL_ERROR_CODES = (190, 368, 131031, 131048, 132015, 132016)
 HOT_TABLES = ("deliveries", "delivery_attempts", "webhook_events", "delivery_plan", "pack_assignments", "renders",
               "canary_sends", "sender_leases", "check_results")
 
+# -- Airflow guards --------------------------------------------------------------------------------
+# Lanes: (priority_weight, execution_timeout in minutes) of a DAG's tasks. The delivery path wins every contended
+# slot; maintenance yields to everything. Timeouts are generous bounds on a hang, not estimates.
+LANES = {
+    "delivery": (100, 20),      # 05:50 check, fan-out (send_shard has its own, longer bound), SLA
+    "incident": (90, 10),       # paging and escalation
+    "operator": (60, 30),       # ops_* DAGs
+    "reporting": (40, 30),      # 06:05-06:30 checkpoints
+    "content": (20, 90),        # the nightly window (render batches, canary wait)
+    "maintenance": (1, 180),    # VACUUM, REINDEX, pg_dump, restores, DR drill
+}
+# Pools: the senders get the executor's slots to themselves; DB-heavy maintenance runs one at a time, so it never
+# takes the slots or the database the 06:00 senders need. `make run` and docker-compose's init create them.
+POOL_SENDERS = "delivery_senders"
+POOL_DB_MAINTENANCE = "db_maintenance"
+POOL_DB_MAINTENANCE_SLOTS = 1
+
+
+def pool_definitions(parallelism: int) -> dict:
+    """The pools above in `airflow pools import` format, for a deployment whose executor has `parallelism`
+    slots (`make run` and docker-compose's init create them before the scheduler starts)."""
+    return {
+        POOL_SENDERS: {"slots": parallelism, "include_deferred": False,
+                       "description": "send_shard tasks of delivery_fanout / ops_backfill_delivery"},
+        POOL_DB_MAINTENANCE: {"slots": POOL_DB_MAINTENANCE_SLOTS, "include_deferred": False,
+                              "description": "VACUUM/REINDEX, pg_dump, restores, DR drill: one at a time"},
+    }
+
 # -- connections -----------------------------------------------------------------------------------
 SLACK_CONN_ID = "slack_alerts"
 SLACK_APPROVERS_CONN_ID = "slack_approvers"  # compliance approvers' channel (approval backlog)
@@ -69,6 +102,7 @@ class Settings(BaseSettings):
 
     # -- DAG defaults ----------------------------------------------------------------------------------
     DAG_OWNER: str = "content-delivery-ops"
+    DEADLINE_ALERTS: bool = True  # Airflow's Deadline Alerts on the morning DAGs (experimental in Airflow 3.x)
     DEFAULT_RETRIES: int = 2
     DEFAULT_RETRY_DELAY_S: int = 30
     # -- content and approvals -------------------------------------------------------------------------
@@ -92,6 +126,7 @@ class Settings(BaseSettings):
     CANARY_POLL_S: float = 1.0
     # -- delivery ----------------------------------------------------------------------------------------
     SEND_WINDOW_SECONDS: int = 300   # 06:00-06:05
+    TOKEN_EXPIRY_WARN_DAYS: int = 7  # the 05:50 check warns this many days before the access token expires
     # A *scheduled* fan-out that starts later than this after 06:00 does not send on its own. With
     # catchup=False Airflow still runs the most recent missed slot when the scheduler comes back (or a stack
     # starts) hours later; a morning pack at 14:00 needs a person's decision: ops_backfill_delivery.

@@ -10,21 +10,50 @@ from typing import Any
 from airflow.sdk.exceptions import AirflowFailException
 
 from include.core import config
-from include.core.alerting import on_task_failure
 from include.core.dates import ServedDate
+from include.core.notifiers import TaskFailureNotifier
 
 
-def default_args(**overrides: Any) -> dict[str, Any]:
+def default_args(lane: str = "operator", **overrides: Any) -> dict[str, Any]:
+    """Every task's defaults. `lane` (config.LANES) sets how much the scheduler favours the task when slots are
+    short (the delivery path first, maintenance last) and how long it may run before Airflow kills it."""
+    priority, timeout_min = config.LANES[lane]
     args = {
         "owner": config.DAG_OWNER,
         "retries": config.DEFAULT_RETRIES,
         "retry_delay": dt.timedelta(seconds=config.DEFAULT_RETRY_DELAY_S),
         "retry_exponential_backoff": 2.0,
         "max_retry_delay": dt.timedelta(minutes=5),
-        "on_failure_callback": on_task_failure,
+        "on_failure_callback": [TaskFailureNotifier()],
+        "priority_weight": priority,
+        "weight_rule": "absolute",  # the lane decides, not the number of downstream tasks
+        "execution_timeout": dt.timedelta(minutes=timeout_min),
     }
     args.update(overrides)
     return args
+
+
+def sender_execution_timeout() -> dt.timedelta:
+    """A sender may send for its hard deadline plus paused time (up to SENDER_MAX_PAUSE_S), then settles unknown
+    outcomes: Airflow kills it only after all of that, with 5 minutes to spare."""
+    return dt.timedelta(seconds=config.SENDER_HARD_DEADLINE_S + config.SENDER_MAX_PAUSE_S
+                        + config.UNKNOWN_SETTLE_WAIT_S + 300)
+
+
+def deadline_alert(minutes_after_slot: int, label: str, runbook: str):
+    """A Deadline Alert `minutes_after_slot` after the run's scheduled slot (its logical date), posted by
+    `DeadlineMissedNotifier` from the triggerer. Manual runs have no logical date, hence no deadline. None when
+    FA_DEADLINE_ALERTS is off (the feature is experimental; the in-task SLA checks do not depend on it)."""
+    from airflow.sdk import AsyncCallback, DeadlineAlert, DeadlineReference
+
+    if not config.DEADLINE_ALERTS:
+        return None
+    from include.core.notifiers import DeadlineMissedNotifier
+
+    return DeadlineAlert(reference=DeadlineReference.DAGRUN_LOGICAL_DATE,
+                         interval=dt.timedelta(minutes=minutes_after_slot),
+                         callback=AsyncCallback(DeadlineMissedNotifier,
+                                                kwargs={"deadline_label": label, "runbook": runbook}))
 
 
 def ist_cron(cron: str):

@@ -51,8 +51,32 @@ def system_health(engine: Engine, client: WhatsAppClient) -> CheckResult:
         result.facts["whatsapp"] = f"WABA {info.get('id')} reachable"
     except WhatsAppError as exc:
         result.escalate(Severity.P0, f"WhatsApp API check failed ({exc.error_class.value}, code {exc.code}): {exc}")
+    else:
+        token_expiry(client, result)
     result.summary = "healthy" if result.ok else f"{len(result.items)} problem(s)"
     return result
+
+
+def token_expiry(client: WhatsAppClient, result: CheckResult, now: dt.datetime | None = None) -> None:
+    """Runbooks 002/003: the access token is rotated before it expires. Warn (P1) within FA_TOKEN_EXPIRY_WARN_DAYS,
+    page (P0) when Graph says it is no longer valid; a token that never expires (system user) is a fact."""
+    try:
+        token = client.debug_token()
+    except WhatsAppError as exc:
+        result.escalate(Severity.P1, f"could not read the access token's expiry (debug_token): {exc}")
+        return
+    now = now or dt.datetime.now(dt.UTC)
+    days = token.days_left(now)
+    if not token.is_valid:
+        result.escalate(Severity.P0, "the WhatsApp access token is not valid (debug_token): rotate it now")
+    elif days is None:
+        result.facts["token_expires"] = "never (system-user token)"
+    else:
+        when = token.expires_at.astimezone(config.IST).strftime("%Y-%m-%d %H:%M IST")
+        result.facts["token_expires"] = when
+        if days <= config.TOKEN_EXPIRY_WARN_DAYS:
+            result.escalate(Severity.P1, f"the WhatsApp access token expires {when} ({max(0.0, days):.1f} days): "
+                                         "rotate it (README: rotating the access token)")
 
 
 def kill_switch(engine: Engine, result: CheckResult) -> None:

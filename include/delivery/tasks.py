@@ -123,8 +123,11 @@ def fanout_tasks(backfill: bool):
 
     # Rendered from the mapped argument itself, so the UI shows the shard label while the task runs
     # (Airflow renders map_index_template before execution too, apache/airflow#57208), not only at the end.
+    from include.core.dagkit import sender_execution_timeout
+
     @task(map_index_template="{{ task.op_kwargs['unit']['label'] }}", retries=3,
-          retry_delay=dt.timedelta(seconds=5), retry_exponential_backoff=0)
+          retry_delay=dt.timedelta(seconds=5), retry_exponential_backoff=0,
+          pool=config.POOL_SENDERS, execution_timeout=sender_execution_timeout())
     def send_shard(unit: dict) -> dict:
         from include.delivery.fanout import run_send_shard
 

@@ -248,8 +248,21 @@ def render_html(business_date: dt.date, kpis: dict, outcomes: pd.DataFrame, per_
         dq=dq)
 
 
+# The files a date's report consists of, with their media types: what the 06:30 task writes and the only files
+# the cockpit serves (include/operations/cockpit/app.py).
+REPORT_FILES = {
+    "daily-report.html": "text/html; charset=utf-8",
+    "outcomes.csv": "text/csv; charset=utf-8",
+    "data-quality.json": "application/json",
+    "kpis.json": "application/json",
+}
+
+
 def write(business_date: dt.date, files: dict[str, str | bytes]) -> dict[str, str]:
     """Write the report's files under reports/<date>/; returns their URIs."""
+    unknown = sorted(set(files) - set(REPORT_FILES))
+    if unknown:
+        raise ValueError(f"not report files (see REPORT_FILES): {unknown}")
     from include.core.storage import data_root
 
     folder = data_root() / "reports" / business_date.isoformat()

@@ -52,9 +52,7 @@ def frames_from(outcomes: pd.DataFrame, delivery_rate: float | None) -> dict[str
 
 
 def checks() -> list[Check]:
-    import great_expectations as gx
-
-    E = gx.expectations
+    E = _gx().expectations
     return [
         Check("every planned advisor has exactly one outcome row", "outcomes",
               E.ExpectColumnValuesToBeBetween(column="outcome_rows", min_value=1, max_value=1), ("outcome_rows",)),
@@ -84,9 +82,25 @@ def checks() -> list[Check]:
     ]
 
 
-def _context():
+def quiet_great_expectations() -> None:
+    """Great Expectations logs ~214 INFO lines ("Skipping registering function ...") as it imports, which buried
+    our own messages in `build_daily_report_0630`'s log. Its loggers keep WARNING and above; ours are untouched."""
     os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
-    import great_expectations as gx
+    gx_logger = logging.getLogger("great_expectations")
+    if gx_logger.level in (logging.NOTSET, logging.DEBUG, logging.INFO):
+        gx_logger.setLevel(logging.WARNING)
+
+
+def _gx():
+    """great_expectations, imported quietly: every use goes through here."""
+    quiet_great_expectations()
+    import great_expectations
+
+    return great_expectations
+
+
+def _context():
+    gx = _gx()
 
     ctx = gx.get_context(mode="ephemeral")
     try:
@@ -100,8 +114,7 @@ def _context():
 
 def validate(frames: dict[str, pd.DataFrame], sample_size: int = 5) -> dict[str, Any]:
     """Run every check; return per-check results with sample rows, and overall success."""
-    import great_expectations as gx
-
+    gx = _gx()
     ctx = _context()
     source = ctx.data_sources.add_pandas("delivery_outcomes")
     batches = {}

@@ -69,6 +69,23 @@ def stuck_messages(engine: Engine, business_date: dt.date,
     return result
 
 
+def _delivery_rate_incident(engine: Engine, business_date: dt.date, rate: float, checkpoint: str,
+                            severity: Severity) -> None:
+    """Below 95% the runbook's impact matrix applies (engineering manager at once, head of product within 1 h, CTO
+    within 4 h; below 90% the CTO, CEO and board): the day's delivery-rate incident carries the rate, even at P2.
+    At or above 95% at a later checkpoint, the delivery recovered: the incident resolves itself."""
+    from include.incidents import records
+
+    now = dt.datetime.now(dt.UTC)
+    if rate < config.DELIVERY_RATE_WARNING:
+        records.open_or_join(engine, f"delivery_rate:{business_date}", severity.value, "delivery_rate",
+                             f"delivery rate {rate:.2%} at the {checkpoint} checkpoint", business_date, now,
+                             {"delivery_rate": rate}, actor="post_delivery_report.apply_alert_thresholds")
+    else:
+        records.resolve_when_clear(engine, "delivery_rate", business_date, True, now,
+                                   f"automatic: delivery rate {rate:.2%} at the {checkpoint} checkpoint")
+
+
 def threshold_alerts(engine: Engine, business_date: dt.date, kpis: dict, checkpoint: str,
                      context: dict | None = None) -> CheckResult:
     """Delivery rate (from 06:15, when statuses have had time to arrive) and opt-out spikes."""
@@ -89,6 +106,7 @@ def threshold_alerts(engine: Engine, business_date: dt.date, kpis: dict, checkpo
                 result.severity, f"Delivery rate {rate:.2%} for {business_date} at {checkpoint}",
                 {"delivered": o["delivered"], "planned": o["planned"], "skipped": o["skipped"],
                  "failed by code": o["failed_by_error_code"]}, ref))
+        _delivery_rate_incident(engine, business_date, rate, checkpoint, result.severity)
     with engine.connect() as conn:
         spike = conn.execute(query("report/opt_out_spike"), {"business_date": business_date}).one()
     share = spike.recent_opt_outs / spike.recent_sends if spike.recent_sends else 0.0
@@ -118,6 +136,11 @@ def sla_checkpoint(engine: Engine, business_date: dt.date, kpis: dict, client=No
                         accepted_within_window=measured.figures["accepted_by_deadline"], accepted_ratio=round(ratio, 4))
     if not measured.met:
         result.escalate(Severity.P0, f"SLA missed: {measured.miss()}")
+    else:
+        from include.incidents.records import resolve_when_clear
+
+        resolve_when_clear(engine, "sla", business_date, True, dt.datetime.now(dt.UTC),
+                           f"automatic: SLA met at 06:05 ({ratio:.2%} accepted within the window)")
     segs = kpis["by_segment"]
     unprocessed = [seg for seg in config.SEGMENTS if seg not in segs or segs[seg]["unresolved"] > 0]
     result.facts["segment_groups_processed"] = f"{len(config.SEGMENTS) - len(unprocessed)}/{len(config.SEGMENTS)}"
@@ -207,6 +230,11 @@ def final_report(engine: Engine, business_date: dt.date, context: dict | None = 
             "report": uris}
 
 
+def report_link(business_date: dt.date, filename: str) -> str:
+    """The http URL of one of a date's report files, served by the delivery cockpit (plugins/delivery_cockpit.py)."""
+    return f"{config.UI_BASE_URL.rstrip('/')}/cockpit/reports/{business_date.isoformat()}/{filename}"
+
+
 def publish(engine: Engine, business_date: dt.date, checkpoint: str, results: list[CheckResult], kpis: dict,
             extra: dict | None = None, context: Mapping[str, Any] | None = None) -> dict:
     """The checkpoint's Slack summary: the key numbers, one line per check, and at 06:30 where the report is."""
@@ -222,8 +250,11 @@ def publish(engine: Engine, business_date: dt.date, checkpoint: str, results: li
         "latency p50 / p95": f"{o['latency_p50_s']} / {o['latency_p95_s']} s",
     }
     if extra and extra.get("report"):
-        facts["report"] = extra["report"].get("daily-report.html")
-        facts["outcomes CSV"] = extra["report"].get("outcomes.csv")
+        # Links an on-call engineer can open: the cockpit serves the stored report over http, behind the Airflow
+        # login (a file:// or object-store URI opens nothing from Slack).
+        facts["report"] = report_link(business_date, "daily-report.html")
+        facts["outcomes CSV"] = report_link(business_date, "outcomes.csv")
+        facts["stored at"] = extra["report"].get("daily-report.html")
         facts["data quality"] = ("all expectations passed" if not extra["failed_expectations"]
                                  else f"failed: {', '.join(extra['failed_expectations'])}")
     title = {"06:05": "Delivery SLA checkpoint", "06:15": "Delivery analytics",

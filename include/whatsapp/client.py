@@ -9,6 +9,8 @@ extras = {"waba_id", "app_secret", "api_version", "verify_token"}.
 """
 from __future__ import annotations
 
+import datetime as dt
+
 import json
 import logging
 import time
@@ -469,6 +471,29 @@ def _aiohttp_error(exc: BaseException) -> WhatsAppError:
     return WhatsAppError(f"{type(exc).__name__}: {exc}", outcome_unknown=not never_sent)
 
 
+@dataclass(frozen=True)
+class TokenInfo:
+    """The parts of `debug_token`'s answer the 05:50 check acts on."""
+
+    is_valid: bool
+    expires_at: dt.datetime | None  # None: never expires (Graph says 0)
+    token_type: str | None = None
+    scopes: tuple[str, ...] = ()
+
+    @classmethod
+    def parse(cls, data: dict) -> TokenInfo:
+        expires = data.get("expires_at")
+        try:
+            expires_at = None if not expires else dt.datetime.fromtimestamp(int(expires), dt.UTC)
+        except (TypeError, ValueError) as exc:
+            raise WhatsAppError(f"debug_token expires_at is not a timestamp: {expires!r}", code=None) from exc
+        return cls(bool(data.get("is_valid")), expires_at, data.get("type"),
+                   tuple(str(x) for x in data.get("scopes") or ()))
+
+    def days_left(self, now: dt.datetime) -> float | None:
+        return None if self.expires_at is None else (self.expires_at - now).total_seconds() / 86400
+
+
 class WhatsAppClient:
     """Checks and administration: phone-number status, templates, media, health."""
 
@@ -508,6 +533,16 @@ class WhatsAppClient:
         info = self._get(self.settings.url(self.settings.waba_id), {"fields": "id,name"})
         _require_str(info, "id", "WhatsApp Business Account")
         return info
+
+    def debug_token(self) -> TokenInfo:
+        """What Graph says of our own access token: valid, and when it expires
+        (https://developers.facebook.com/docs/facebook-login/guides/access-tokens/debugging). The token inspects
+        itself, as the app's own token may. A system-user token never expires (`expires_at` 0)."""
+        body = self._get(self.settings.url("debug_token"), {"input_token": self.settings.access_token})
+        data = body.get("data")
+        if not isinstance(data, dict):
+            raise WhatsAppError("debug_token answered without a data object", code=None)
+        return TokenInfo.parse(data)
 
     def get_phone_number(self, phone_number_id: str) -> PhoneNumber:
         """Quality, status, throughput and the portfolio's messaging limit

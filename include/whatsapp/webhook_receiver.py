@@ -67,8 +67,20 @@ API_OPT_OUT = "api_opt_out"
 
 @dataclass(frozen=True)
 class ReceiverSecrets:
+    """The webhook's credentials. During an app-secret rotation the previous secret is still accepted until
+    `previous_until`: Meta signs with the new one as soon as it is saved in the App Dashboard, while requests
+    already in flight (and Meta's retries of them) were signed with the old one."""
+
     app_secret: str
     verify_token: str
+    previous_app_secret: str | None = None
+    previous_until: dt.datetime | None = None
+
+    def secrets_at(self, now: dt.datetime) -> tuple[str, ...]:
+        """The secrets a signature may be made with at `now`: the current one first."""
+        if self.previous_app_secret and self.previous_until and now < self.previous_until:
+            return (self.app_secret, self.previous_app_secret)
+        return (self.app_secret,)
 
 
 def signature_ok(raw: bytes, header: str | None, app_secret: str) -> bool:
@@ -76,6 +88,14 @@ def signature_ok(raw: bytes, header: str | None, app_secret: str) -> bool:
         return False
     expected = hmac.new(app_secret.encode(), raw, hashlib.sha256).hexdigest()
     return hmac.compare_digest(header[len("sha256="):].strip().lower(), expected)
+
+
+def signed_with(raw: bytes, header: str | None, secrets: ReceiverSecrets, now: dt.datetime | None = None) -> str | None:
+    """Which secret signed `raw` ("current" or "previous"), or None when neither did."""
+    for name, secret in zip(("current", "previous"), secrets.secrets_at(now or dt.datetime.now(dt.UTC)), strict=False):
+        if signature_ok(raw, header, secret):
+            return name
+    return None
 
 
 # -- opt-out replies --------------------------------------------------------------------------------------
@@ -476,6 +496,7 @@ class ReceiverStats:
     lifecycle_applied: int = 0
     rejected_401: int = 0
     rejected_403: int = 0
+    signed_with_previous_secret: int = 0
     rejected_413: int = 0
     bad_requests: int = 0
     commits: int = 0
@@ -639,7 +660,18 @@ def secrets_from_connection(conn_id: str = config.WHATSAPP_CONN_ID) -> ReceiverS
     extra = BaseHook.get_connection(conn_id).extra_dejson
     if not extra.get("app_secret") or not extra.get("verify_token"):
         raise RuntimeError(f"connection {conn_id!r} needs app_secret and verify_token extras for the webhook")
-    return ReceiverSecrets(extra["app_secret"], extra["verify_token"])
+    previous, until = extra.get("previous_app_secret"), extra.get("previous_app_secret_until")
+    if previous and not until:
+        raise RuntimeError(f"connection {conn_id!r}: previous_app_secret needs previous_app_secret_until (an ISO "
+                           "timestamp ending the overlap), or it would be accepted forever")
+    try:
+        until_at = dt.datetime.fromisoformat(until) if until else None
+    except ValueError as exc:
+        raise RuntimeError(f"connection {conn_id!r}: previous_app_secret_until {until!r} is not an ISO timestamp"
+                           ) from exc
+    if until_at is not None and until_at.tzinfo is None:
+        raise RuntimeError(f"connection {conn_id!r}: previous_app_secret_until {until!r} needs a time zone")
+    return ReceiverSecrets(extra["app_secret"], extra["verify_token"], previous or None, until_at)
 
 
 class _BodyRejected(Exception):
@@ -725,9 +757,12 @@ def create_app(engine_factory: Callable[[], Engine] | None = None,
                 stats.bad_requests += 1
             log.warning("webhook body refused (%d): %s", exc.status, exc.reason)
             return PlainTextResponse(exc.reason, status_code=exc.status)
-        if not signature_ok(raw, header, secrets().app_secret):
+        which = signed_with(raw, header, secrets())
+        if which is None:
             stats.rejected_403 += 1
             return PlainTextResponse("signature mismatch", status_code=403)
+        if which == "previous":
+            stats.signed_with_previous_secret += 1  # Meta still signs with the old secret: rotation not done
         try:
             text = raw.decode("utf-8")
             events = parse_events(json.loads(text))

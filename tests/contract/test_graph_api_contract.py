@@ -229,3 +229,28 @@ def test_media_upload_requires_messaging_product_and_file(sandbox):
     assert r.status_code == 400 and r.json()["error"]["code"] == 131008
     r = graph(sandbox, "POST", f"{PNID}/media", data={"messaging_product": "whatsapp", "type": "image/png"})
     assert r.status_code == 400 and r.json()["error"]["code"] == 131008
+
+
+def test_debug_token_shape_and_expiry(sandbox):
+    """What the 05:50 check reads: is_valid and expires_at (0 = never; a set expiry as a unix time)."""
+    url = f"{sandbox.url}/v21.0/debug_token"
+    body = httpx.get(url, params={"input_token": TEST_TOKEN}, headers=AUTH).json()
+    assert_same_shape(body, load("graph_debug_token.json"))
+    assert body["data"]["is_valid"] is True and body["data"]["expires_at"] == 0
+    sandbox.faults(token_expires_in_s=3 * 86400)
+    data = httpx.get(url, params={"input_token": TEST_TOKEN}, headers=AUTH).json()["data"]
+    assert data["is_valid"] is True and data["expires_at"] > 0
+    assert httpx.get(url, headers=AUTH).json()["error"]["code"] == 100  # input_token is required
+
+
+def test_the_client_reads_the_token_expiry(sandbox):
+    import datetime as dt
+
+    from include.whatsapp.client import WhatsAppClient, WhatsAppSettings
+
+    settings = WhatsAppSettings(base_url=sandbox.url, access_token=TEST_TOKEN, waba_id="200000000000001")
+    with WhatsAppClient(settings) as client:
+        assert client.debug_token().expires_at is None  # a system-user token never expires
+        sandbox.faults(token_expires_in_s=2 * 86400)
+        info = client.debug_token()
+    assert info.is_valid and 1.9 < info.days_left(dt.datetime.now(dt.UTC)) <= 2.0

@@ -34,13 +34,74 @@ EXPECTED_DAG_IDS = {
     "nightly_content_window", "pre_delivery_check", "delivery_fanout", "post_delivery_report",
     "daily_backup", "weekly_maintenance", "monthly_maintenance",
     "ops_backfill_delivery", "ops_bulk_approve", "ops_pause_sending", "ops_resume_sending",
-    "ops_retry_failed_deliveries", "ops_rotate_number", "ops_settle_unknown_deliveries",
+    "ops_retry_failed_deliveries", "ops_rotate_number", "ops_settle_unknown_deliveries", "ops_run_business_day",
+    "incident_escalation", "ops_edit_oncall_roster",
 }
 
 
 def test_no_import_errors_and_exactly_the_runbook_dags(dagbag):
     assert dagbag.import_errors == {}
     assert set(dagbag.dags) == EXPECTED_DAG_IDS
+
+
+def test_every_dag_serializes_as_the_dag_processor_does(dagbag):
+    """DagBag parsing is not enough: the dag-processor serializes each DAG for the scheduler and the UI, and a
+    DAG that fails there never appears (a dynamic trigger_dag_id did)."""
+    from airflow.serialization.serialized_objects import DagSerialization
+
+    for dag in _dags(dagbag):
+        DagSerialization.to_dict(dag)
+
+
+def test_the_morning_dags_carry_their_deadline_alerts(monkeypatch):
+    """05:50 check done by 05:58, fan-out by 06:05, each report checkpoint 5 min after its slot, through
+    DeadlineMissedNotifier; and they serialize (the suite's dag.test() runs switch them off, see conftest)."""
+    import datetime as dt
+
+    from airflow.dag_processing.dagbag import DagBag
+    from airflow.serialization.serialized_objects import DagSerialization
+
+    monkeypatch.setenv("FA_DEADLINE_ALERTS", "true")
+    expected = {"pre_delivery_check": 8, "delivery_fanout": 5, "post_delivery_report": 5}
+    for dag_id, minutes in expected.items():
+        dag = DagBag(dag_folder=str(ROOT / "dags" / f"{dag_id}.py")).dags[dag_id]
+        (alert,) = dag.deadline
+        assert alert.interval == dt.timedelta(minutes=minutes), dag_id
+        assert type(alert.reference).__name__ == "DagRunLogicalDateDeadline"
+        assert alert.callback.path.endswith("include.core.notifiers.DeadlineMissedNotifier"), alert.callback.path
+        DagSerialization.to_dict(dag)
+
+
+def test_every_task_has_a_timeout_and_the_delivery_path_wins_contended_slots(dagbag):
+    tasks = {(d.dag_id, t.task_id): t for d in _dags(dagbag) for t in d.tasks}
+    for key, task in tasks.items():
+        assert task.execution_timeout is not None, f"{key} can hang forever"
+    prio = {key: task.priority_weight for key, task in tasks.items()}
+    slowest_delivery = min(p for (dag_id, _), p in prio.items() if dag_id in ("delivery_fanout", "pre_delivery_check"))
+    assert all(p < slowest_delivery for (dag_id, _), p in prio.items()
+               if dag_id in ("weekly_maintenance", "monthly_maintenance", "daily_backup", "nightly_content_window"))
+    assert tasks[("delivery_fanout", "send_shard")].weight_rule == "absolute"
+
+
+def test_pools_keep_maintenance_off_the_senders(dagbag):
+    from include.core import config
+
+    for dag_id in ("delivery_fanout", "ops_backfill_delivery"):
+        send = dagbag.dags[dag_id].get_task("send_shard")
+        assert send.pool == config.POOL_SENDERS
+        # Longer than the unit may legitimately run (deadline + paused time + settling), so Airflow never kills a
+        # sender that is still within its own limits.
+        assert send.execution_timeout.total_seconds() > config.SENDER_HARD_DEADLINE_S + config.SENDER_MAX_PAUSE_S
+    heavy = {("weekly_maintenance", "run_database_upkeep"), ("weekly_maintenance", "archive_old_rows"),
+             ("weekly_maintenance", "backup_app_db"), ("weekly_maintenance", "verify_backup_restore"),
+             ("monthly_maintenance", "run_dr_drill"), ("daily_backup", "backup_app_db"),
+             ("daily_backup", "verify_backup_restore")}
+    for dag_id, task_id in heavy:
+        assert dagbag.dags[dag_id].get_task(task_id).pool == config.POOL_DB_MAINTENANCE, (dag_id, task_id)
+    for dag in _dags(dagbag):  # nothing else may take the senders' pool
+        for task in dag.tasks:
+            if task.task_id != "send_shard":
+                assert task.pool != config.POOL_SENDERS, (dag.dag_id, task.task_id)
 
 
 def test_one_dag_per_file_named_after_its_id(dagbag):

@@ -140,3 +140,13 @@ def test_pending_approval_is_reported(dag, app_db, sandbox, airflow_db):
     assert run(dag).state == "success"
     c = checks(app_db)["content_ready"]
     assert c.severity == "P1" and "pending approval" in str(c.items)
+
+
+def test_an_access_token_expiring_within_7_days_is_a_p1_finding(dag, app_db, sandbox, airflow_db):
+    seed(app_db)
+    make_ready(app_db)
+    sandbox.faults(token_expires_in_s=3 * 86400)
+    assert run(dag).state == "success"
+    c = checks(app_db)["system_health"]
+    assert c.severity == "P1" and not c.ok
+    assert any("access token expires" in i and "rotate it" in i for i in c.items), c.items

@@ -1,5 +1,6 @@
 """`make run`'s supervisor: PostgreSQL, sandbox and all four Airflow components come up healthy on
-loopback, and Ctrl-C (SIGINT) leaves no process behind. Slow (~1 min): it starts real Airflow."""
+loopback, a whole business day runs through the real scheduler (ops_run_business_day), and Ctrl-C (SIGINT)
+leaves no process behind. Slow (a few minutes): it starts real Airflow."""
 import json
 import os
 import re
@@ -28,6 +29,67 @@ def _ours(data_dir: str) -> list[psutil.Process]:
         if data_dir in cmd or env_home.startswith(data_dir):
             found.append(proc)
     return found
+
+
+def _api(base: str, token: str, method: str, path: str, body: dict | None = None) -> dict:
+    req = urllib.request.Request(f"{base}{path}", method=method, data=json.dumps(body).encode() if body else None,
+                                 headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"})
+    with urllib.request.urlopen(req, timeout=20) as r:
+        return json.load(r)
+
+
+def _run_a_whole_business_day(base: str, token: str) -> None:
+    """ops_run_business_day through the real scheduler, triggerer and LocalExecutor: the four runbook DAGs run
+    for today in order, each run gets its note (written by its summary task through the REST API with the
+    stack's service user), and the day's own note sums them up."""
+    from tests.support import wait_until
+
+    wait_until(lambda: _dag_parsed(base, token, "ops_run_business_day"), timeout=120, poll_s=1,
+               what="ops_run_business_day parsed by the dag-processor")
+    run = _api(base, token, "POST", "/api/v2/dags/ops_run_business_day/dagRuns",
+               {"logical_date": None, "conf": {"jitter_window_s": 5, "honour_jitter": False}})
+    path = f"/api/v2/dags/ops_run_business_day/dagRuns/{run['dag_run_id']}"
+    done = wait_until(lambda: (r := _api(base, token, "GET", path))["state"] in ("success", "failed") and r,
+                      timeout=600, poll_s=3, what="the business-day run finished")
+    children = {dag_id: _api(base, token, "GET", f"/api/v2/dags/{dag_id}/dagRuns/{run['dag_run_id']}__{step}")
+                for dag_id, step in (("nightly_content_window", "nightly_content_window"),
+                                     ("pre_delivery_check", "pre_delivery_check"), ("delivery_fanout", "fanout"),
+                                     ("post_delivery_report", "post_delivery_report"))}
+    assert done["state"] == "success", (done, {d: c["state"] for d, c in children.items()})
+    for dag_id, child in children.items():
+        assert child["state"] == "success", (dag_id, child)
+        assert child["conf"]["business_date"] == children["pre_delivery_check"]["conf"]["business_date"]
+        assert child["note"] and child["note"][:1] in "🟢🟡🟠🔴", (dag_id, child["note"])
+    assert "Business day run for" in done["note"], done["note"]
+
+
+def _a_missed_deadline_pages(base: str, token: str, sandbox: str) -> None:
+    """A Deadline Alert through the real scheduler and triggerer: a pre_delivery_check run whose slot was 10 min ago
+    is past its 8-minute deadline while it runs, and DeadlineMissedNotifier posts the page to Slack."""
+    import datetime as dt
+
+    from tests.support import wait_until
+
+    slot = (dt.datetime.now(dt.UTC) - dt.timedelta(minutes=10)).replace(microsecond=0)
+    run = _api(base, token, "POST", "/api/v2/dags/pre_delivery_check/dagRuns",
+               {"logical_date": slot.isoformat(), "conf": {"jitter_window_s": 5}})
+
+    def deadline_post():
+        with urllib.request.urlopen(f"{sandbox}/slack/api/posts", timeout=10) as r:
+            posts = json.load(r)["posts"]
+        return next((p["payload"] for p in posts if "missed its deadline" in p["payload"].get("text", "")), None)
+
+    post = wait_until(deadline_post, timeout=180, poll_s=2, what="the deadline-missed page on Slack")
+    assert post["text"].startswith("[P0]") and "pre_delivery_check missed its deadline (05:58 IST)" in post["text"]
+    assert run["dag_run_id"] in json.dumps(post["blocks"])
+
+
+def _dag_parsed(base: str, token: str, dag_id: str) -> bool:
+    try:
+        _api(base, token, "GET", f"/api/v2/dags/{dag_id}")
+        return True
+    except urllib.error.HTTPError:
+        return False
 
 
 def test_make_run_comes_up_healthy_and_ctrl_c_leaves_no_orphans(tmp_path):
@@ -73,6 +135,10 @@ def test_make_run_comes_up_healthy_and_ctrl_c_leaves_no_orphans(tmp_path):
                 break
             time.sleep(0.2)
         assert stats["events_stored"] >= 1 and stats["opt_outs"] == 1, stats
+        pools = {p["name"]: p["slots"] for p in _api(f"http://127.0.0.1:{api_port}", token, "GET", "/api/v2/pools")["pools"]}
+        assert pools.get("delivery_senders") == 6 and pools.get("db_maintenance") == 1, pools
+        _run_a_whole_business_day(f"http://127.0.0.1:{api_port}", token)
+        _a_missed_deadline_pages(f"http://127.0.0.1:{api_port}", token, f"http://127.0.0.1:{sandbox_port}")
         state = json.loads((tmp_path / "data" / "run" / "stack.json").read_text())
         assert set(state["children"]) == {"sandbox", "api-server", "scheduler", "dag-processor", "triggerer"}
         assert len(_ours(data_dir)) >= 6

@@ -6,13 +6,10 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
-import threading
-import time
 
 import httpx
 import pytest
 
-from tests.support import free_port
 from tests.world import scalar
 
 pytestmark = pytest.mark.e2e
@@ -22,34 +19,13 @@ APP_SECRET, VERIFY_TOKEN, PASSWORD = "plugin-app-secret", "plugin-verify-token",
 
 @pytest.fixture
 def api_server(app_db, airflow_db, tmp_path, monkeypatch):
-    import uvicorn
+    from tests.support import running_api_server
 
-    passwords = tmp_path / "passwords.json"
-    passwords.write_text(json.dumps({"admin": PASSWORD}))
-    monkeypatch.setenv("AIRFLOW__CORE__AUTH_MANAGER",
-                       "airflow.api_fastapi.auth.managers.simple.simple_auth_manager.SimpleAuthManager")
-    monkeypatch.setenv("AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS", "admin:admin")
-    monkeypatch.setenv("AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE", str(passwords))
-    monkeypatch.setenv("AIRFLOW__API_AUTH__JWT_SECRET", "test-jwt-secret-" + "x" * 64)  # >= 64 bytes: HS512
     monkeypatch.setenv("AIRFLOW_CONN_WHATSAPP_CLOUD", json.dumps({
         "conn_type": "http", "host": "http://127.0.0.1:9", "password": "unused",
         "extra": {"waba_id": "200000000000001", "app_secret": APP_SECRET, "verify_token": VERIFY_TOKEN}}))
-    from airflow.api_fastapi.app import create_app, purge_cached_app
-
-    purge_cached_app()
-    app = create_app(apps="core")
-    port = free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert server.started
-    yield f"http://127.0.0.1:{port}"
-    server.should_exit = True
-    thread.join(10)
-    purge_cached_app()
+    with running_api_server(tmp_path, monkeypatch, {"admin": ("admin", PASSWORD)}) as url:
+        yield url
 
 
 def test_stats_need_an_airflow_login_and_metas_routes_stay_open(api_server, app_db):

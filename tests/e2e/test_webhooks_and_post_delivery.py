@@ -178,7 +178,11 @@ def test_final_checkpoint_reconciles_validates_and_publishes_the_report(dag, app
              if b["type"] == "section" and "fields" in b for f in b["fields"]}
     text = json.dumps(post["blocks"])
     assert "all expectations passed" in text, text
-    assert facts["report"].endswith(f"reports/{DAY}/daily-report.html")
+    # A link an on-call engineer can open from Slack: http, served by the cockpit, not a file:// path.
+    from include.core import config
+
+    assert facts["report"] == f"{config.UI_BASE_URL.rstrip('/')}/cockpit/reports/{DAY}/daily-report.html"
+    assert facts["outcomes CSV"].startswith("http") and facts["stored at"].endswith(f"reports/{DAY}/daily-report.html")
     assert facts["planned / accepted"].startswith(str(scalar(app_db, "SELECT count(*) FROM delivery_plan")))
     folder = ObjectStoragePath(f"file://{__import__('os').environ['FA_DATA_DIR']}/objects/reports/{DAY}")
     html = (folder / "daily-report.html").read_text()

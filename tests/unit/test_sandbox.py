@@ -243,8 +243,8 @@ def test_ledger_proves_nothing_sent_twice(sandbox):
 
 def test_slack_endpoint_records_and_shows_posts(sandbox):
     r = httpx.post(f"{sandbox.url}/slack/webhook/alerts", json={"text": "[P1] hello", "blocks": [
-        {"type": "section", "text": {"type": "mrkdwn", "text": "*facts* <here>"}}]})
+        {"type": "section", "text": {"type": "mrkdwn", "text": "*facts* &lt;here&gt;"}}]})  # Slack-escaped text
     assert r.status_code == 200 and r.text == "ok"
     assert httpx.post(f"{sandbox.url}/slack/webhook/alerts", json={}).status_code == 400
     page = httpx.get(f"{sandbox.url}/slack").text
-    assert "[P1] hello" in page and "&lt;here&gt;" in page
+    assert "[P1] hello" in page and "<b>facts</b> &lt;here&gt;" in page  # rendered as Slack shows it

@@ -146,6 +146,12 @@ def validate_sla(engine: Engine, business_date: dt.date, context: dict | None = 
     if not met:
         post(Alert(Severity.P0, f"Delivery SLA missed: {measured.miss()}", facts, ref, details))
     post(Alert(Severity.INFO, f"Delivery fan-out summary for {business_date}", facts, ref, details))
+    from include.core.run_notes import write_run_note
+
+    write_run_note(ref, Severity.INFO if met else Severity.P0,
+                   f"Delivery fan-out for {business_date}: {ratio:.2%} accepted within the window "
+                   f"({s.accepted}/{s.planned} accepted, {s.failed} failed, {s.skipped} skipped)"
+                   + ("" if met else f"; SLA missed: {measured.miss()}"))
     return {"sla_met": met, "ratio": ratio, **{k: v for k, v in measured.figures.items() if k != "window_started"}}
 
 

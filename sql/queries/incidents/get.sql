@@ -1,0 +1,5 @@
+SELECT incident_id, dedup_key, severity, category, trigger, business_date, opened_at, acknowledged_at,
+       acknowledged_by, acknowledged_via, resolved_at, resolved_by, resolved_how, postmortem_due_at,
+       postmortem_reminded_at, impact
+FROM incidents
+WHERE incident_id = :incident_id
