@@ -16,7 +16,6 @@ from include.core.alerting import RunRef, Severity
 
 log = logging.getLogger(__name__)
 
-AIRFLOW_API_CONN_ID = "airflow_api"
 NOTE_MAX = 1000  # Airflow's DAGRunPatchBody.note limit
 MARKS = {Severity.P0: "🔴 P0", Severity.P1: "🟠 P1", Severity.P2: "🟡 P2", Severity.INFO: "🟢 ok"}
 
@@ -27,32 +26,22 @@ def note_text(severity: Severity, summary: str) -> str:
     return text if len(text) <= NOTE_MAX else text[: NOTE_MAX - 1] + "…"
 
 
-def write_run_note(source: RunRef, severity: Severity, summary: str, timeout_s: float = 10.0) -> bool:
+def write_run_note(source: RunRef, severity: Severity, summary: str) -> bool:
     """Set the note of `source`'s DAG run; True when Airflow accepted it."""
     if not (source.dag_id and source.run_id):
         return False
-    try:
-        from airflow.sdk import BaseHook
-
-        conn = BaseHook.get_connection(AIRFLOW_API_CONN_ID)
-    except Exception:  # noqa: BLE001 - AirflowNotFoundException and friends: not configured here
-        log.info("run note not written: no %r connection (the verdict is in Slack and check_results)",
-                 AIRFLOW_API_CONN_ID)
-        return False
     import httpx
 
-    base = (conn.host or "").rstrip("/")
-    if conn.port and base.count(":") < 2:
-        base = f"{base}:{conn.port}"
+    from include.core.airflow_api import NotConfigured, api_session
+
     try:
-        with httpx.Client(base_url=base, timeout=timeout_s) as http:
-            login = http.post("/auth/token", json={"username": conn.login, "password": conn.password})
-            login.raise_for_status()
-            token = login.json()["access_token"]
+        with api_session() as http:
             resp = http.patch(f"/api/v2/dags/{quote(source.dag_id, safe='')}/dagRuns/{quote(source.run_id, safe='')}",
-                              params={"update_mask": "note"}, json={"note": note_text(severity, summary)},
-                              headers={"Authorization": f"Bearer {token}"})
+                              params={"update_mask": "note"}, json={"note": note_text(severity, summary)})
             resp.raise_for_status()
+    except NotConfigured as exc:
+        log.info("run note not written: %s (the verdict is in Slack and check_results)", exc)
+        return False
     except (httpx.HTTPError, KeyError, ValueError) as exc:
         log.warning("run note not written for %s %s: %s", source.dag_id, source.run_id, exc)
         return False

@@ -1,0 +1,38 @@
+"""Airflow's public REST API as tasks reach it: the one sanctioned way for a task to change Airflow's own state (a
+run's note, a run of another DAG), since tasks never touch the metadata database. The `airflow_api` connection
+names the api-server (host) and a service user (login/password; `make run` creates `ops_bot`, role `user`).
+Without the connection, `api_session` raises NotConfigured and callers skip what they wanted with one INFO line."""
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import Iterator
+
+import httpx
+
+log = logging.getLogger(__name__)
+
+AIRFLOW_API_CONN_ID = "airflow_api"
+
+
+class NotConfigured(RuntimeError):
+    """No `airflow_api` connection here."""
+
+
+@contextlib.contextmanager
+def api_session(timeout_s: float = 10.0) -> Iterator[httpx.Client]:
+    """An httpx client on the api-server, logged in as the service user (Bearer JWT)."""
+    try:
+        from airflow.sdk import BaseHook
+
+        conn = BaseHook.get_connection(AIRFLOW_API_CONN_ID)
+    except Exception as exc:
+        raise NotConfigured(f"no {AIRFLOW_API_CONN_ID!r} connection") from exc
+    base = (conn.host or "").rstrip("/")
+    if conn.port and base.count(":") < 2:
+        base = f"{base}:{conn.port}"
+    with httpx.Client(base_url=base, timeout=timeout_s) as http:
+        login = http.post("/auth/token", json={"username": conn.login, "password": conn.password})
+        login.raise_for_status()
+        http.headers["Authorization"] = f"Bearer {login.json()['access_token']}"
+        yield http
