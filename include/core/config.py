@@ -150,6 +150,12 @@ class Settings(BaseSettings):
     REPORT_TREND_DAYS: int = 14
     OPT_OUT_SPIKE_COUNT_5MIN: int = 10
     OPT_OUT_SPIKE_RATIO_LAST_100: float = 0.03
+    # -- incident response (runbooks 000/001) ---------------------------------------------------------------
+    ESCALATE_SECONDARY_AFTER_MIN: int = 5            # unacknowledged: the secondary is paged after this
+    ESCALATE_ENGINEERING_MANAGER_AFTER_MIN: int = 30  # an incident open this long reaches the engineering manager
+    ESCALATE_CTO_AFTER_MIN: int = 60                  # ... and the CTO
+    POSTMORTEM_DUE_H: int = 24                        # a P0's post-mortem is due (runbook 000)
+    POSTMORTEM_DUE_CRITICAL_H: int = 48               # security, compliance, suspension (runbook 001)
     # -- webhook receiver ------------------------------------------------------------------------------------
     # Largest POST body the receiver reads (413 beyond, before the signature is checked, so nobody can make the
     # api-server buffer more per request). Meta batches up to 1,000 updates in one webhook: 1,000 full status

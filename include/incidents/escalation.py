@@ -9,7 +9,7 @@ microseconds by passing `now`.
 | step | role | due when |
 |---|---|---|
 | `time:primary` | primary | at once |
-| `time:secondary` | secondary | unacknowledged `SECONDARY_AFTER` (5 min) after opening |
+| `time:secondary` | secondary | unacknowledged `FA_ESCALATE_SECONDARY_AFTER_MIN` (5 min) after opening |
 | `time:engineering_manager` | engineering_manager | the incident is open (and unacknowledged) more than 30 min |
 | `time:cto` | cto | unacknowledged 1 h after opening |
 
@@ -42,13 +42,22 @@ from typing import Any
 
 from include.core import config
 
-# -- tunables ---------------------------------------------------------------------------------------------------
-# The runbooks' values, not yet overridable per deployment (candidates for FA_ settings):
-SECONDARY_AFTER = dt.timedelta(minutes=5)                 # FA_ESCALATE_SECONDARY_AFTER_MIN (runbook's "N min")
-ENGINEERING_MANAGER_AFTER = dt.timedelta(minutes=30)      # FA_ESCALATE_ENGINEERING_MANAGER_AFTER_MIN
-CTO_AFTER = dt.timedelta(hours=1)                         # FA_ESCALATE_CTO_AFTER_MIN
-POSTMORTEM_DUE = dt.timedelta(hours=24)                   # FA_POSTMORTEM_DUE_H (runbook 000)
-POSTMORTEM_DUE_CRITICAL = dt.timedelta(hours=48)          # FA_POSTMORTEM_DUE_CRITICAL_H (runbook 001)
+# -- tunables: the runbooks' values, FA_ settings read when used (include/core/config.py) -----------------------
+def secondary_after() -> dt.timedelta:
+    return dt.timedelta(minutes=config.ESCALATE_SECONDARY_AFTER_MIN)  # the runbook's "N min"
+
+
+def engineering_manager_after() -> dt.timedelta:
+    return dt.timedelta(minutes=config.ESCALATE_ENGINEERING_MANAGER_AFTER_MIN)
+
+
+def cto_after() -> dt.timedelta:
+    return dt.timedelta(minutes=config.ESCALATE_CTO_AFTER_MIN)
+
+
+def postmortem_due_after(critical: bool) -> dt.timedelta:
+    return dt.timedelta(hours=config.POSTMORTEM_DUE_CRITICAL_H if critical else config.POSTMORTEM_DUE_H)
+
 
 ROLES = ("primary", "secondary", "engineering_lead", "engineering_manager", "head_of_product", "head_of_operations",
          "head_of_marketing", "compliance_officer", "legal", "cto", "ceo", "board")
@@ -58,13 +67,14 @@ CATEGORIES = ("delivery_rate", "compliance", "quality", "account_suspension", "s
 _QUALITY_DROPPED = {"MEDIUM", "YELLOW", "LOW", "RED"}
 
 _ZERO = dt.timedelta(0)
-# (step, role, after, who it applies to) - the time ladder; a P1 stops after the secondary.
-_TIME_LADDER: tuple[tuple[str, str, dt.timedelta, tuple[str, ...]], ...] = (
-    ("time:primary", "primary", _ZERO, ("P0", "P1")),
-    ("time:secondary", "secondary", SECONDARY_AFTER, ("P0", "P1")),
-    ("time:engineering_manager", "engineering_manager", ENGINEERING_MANAGER_AFTER, ("P0",)),
-    ("time:cto", "cto", CTO_AFTER, ("P0",)),
-)
+def _time_ladder() -> tuple[tuple[str, str, dt.timedelta, tuple[str, ...]], ...]:
+    """(step, role, after, who it applies to) - the time ladder; a P1 stops after the secondary."""
+    return (
+        ("time:primary", "primary", _ZERO, ("P0", "P1")),
+        ("time:secondary", "secondary", secondary_after(), ("P0", "P1")),
+        ("time:engineering_manager", "engineering_manager", engineering_manager_after(), ("P0",)),
+        ("time:cto", "cto", cto_after(), ("P0",)),
+    )
 # level -> [(role, after)]
 _IMPACT_LADDERS: dict[str, tuple[tuple[str, dt.timedelta], ...]] = {
     "rate<95": (("engineering_manager", _ZERO), ("head_of_product", dt.timedelta(hours=1)),
@@ -140,7 +150,7 @@ def _since(incident: IncidentView, level: str) -> dt.datetime:
 def ladder(incident: IncidentView) -> list[Page]:
     """Every page of the incident's ladders with its due time, whether due yet or not (earliest first)."""
     pages: list[Page] = []
-    for step, role, after, severities in _TIME_LADDER:
+    for step, role, after, severities in _time_ladder():
         if incident.severity in severities:
             reason = (f"{incident.severity} incident #{incident.incident_id} "
                       + ("opened" if after == _ZERO else f"unacknowledged after {_human(after)}"))
@@ -185,4 +195,4 @@ def postmortem_due(severity: str, category: str, opened_at: dt.datetime) -> dt.d
     Other severities have none."""
     if severity != "P0":
         return None
-    return opened_at + (POSTMORTEM_DUE_CRITICAL if is_critical_category(category) else POSTMORTEM_DUE)
+    return opened_at + postmortem_due_after(is_critical_category(category))

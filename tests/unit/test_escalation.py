@@ -4,15 +4,18 @@ import datetime as dt
 import pytest
 
 from include.incidents.escalation import (
-    CTO_AFTER,
-    SECONDARY_AFTER,
     IncidentView,
+    cto_after,
     due_escalations,
     impact_levels,
     ladder,
     postmortem_due,
+    secondary_after,
     worse,
 )
+
+# The runbook's defaults (FA_ESCALATE_* unset in the tests).
+SECONDARY_AFTER, CTO_AFTER = secondary_after(), cto_after()
 
 T0 = dt.datetime(2026, 12, 1, 0, 40, tzinfo=dt.UTC)  # 06:10 IST
 S = dt.timedelta(seconds=1)
@@ -186,3 +189,11 @@ def test_postmortem_due(severity, category, hours):
 def test_every_page_names_a_reason_and_a_due_time():
     for page in ladder(incident("P0", "compliance", {"delivery_rate": 0.5, "quality_rating": "LOW"})):
         assert page.reason and page.due_at >= T0 and ":" in page.step
+
+
+def test_the_ladder_follows_its_settings_when_they_change(monkeypatch):
+    monkeypatch.setenv("FA_ESCALATE_SECONDARY_AFTER_MIN", "2")
+    monkeypatch.setenv("FA_POSTMORTEM_DUE_H", "12")
+    incident = IncidentView(1, "P0", "operational", T0, None, None, {}, "operational:2026-12-01", "x")
+    assert [p.role for p in due_escalations(incident, T0 + 2 * M, set())] == ["primary", "secondary"]
+    assert postmortem_due("P0", "operational", T0) == T0 + 12 * H
