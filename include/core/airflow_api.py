@@ -1,5 +1,5 @@
-"""Airflow's public REST API as tasks reach it: the one sanctioned way for a task to change Airflow's own state (a
-run's note, a run of another DAG), since tasks never touch the metadata database. The `airflow_api` connection
+"""Airflow's public REST API as tasks reach it: the one sanctioned way for a task to change Airflow's own state (today
+a run's note, include/core/run_notes.py), since tasks never touch the metadata database. The `airflow_api` connection
 names the api-server (host) and a service user (login/password; `make run` creates `ops_bot`, role `user`).
 Without the connection, `api_session` raises NotConfigured and callers skip what they wanted with one INFO line."""
 from __future__ import annotations

@@ -33,13 +33,6 @@ def default_args(lane: str = "operator", **overrides: Any) -> dict[str, Any]:
     return args
 
 
-def sender_execution_timeout() -> dt.timedelta:
-    """A sender may send for its hard deadline plus paused time (up to SENDER_MAX_PAUSE_S), then settles unknown
-    outcomes: Airflow kills it only after all of that, with 5 minutes to spare."""
-    return dt.timedelta(seconds=config.SENDER_HARD_DEADLINE_S + config.SENDER_MAX_PAUSE_S
-                        + config.UNKNOWN_SETTLE_WAIT_S + 300)
-
-
 def deadline_alert(minutes_after_slot: int, label: str, runbook: str):
     """A Deadline Alert `minutes_after_slot` after the run's scheduled slot (its logical date), posted by
     `DeadlineMissedNotifier` from the triggerer. Manual runs have no logical date, hence no deadline. None when

@@ -59,6 +59,13 @@ def set_sending_paused(engine: Engine, paused: bool, reason: object, actor: str)
     return SendingState(*row, was_paused=before[0])
 
 
+def flip_sending(engine: Engine, paused: bool, reason: object, actor: str, context=None) -> tuple[SendingState, bool]:
+    """Pause or resume all sending, audited, then tell on-call: what the ops DAGs and the cockpit's buttons do.
+    A missing reason raises ValueError and changes nothing. Returns the new state and whether Slack took the post."""
+    state = set_sending_paused(engine, paused, reason, actor)
+    return state, announce_sending_change(state, context)
+
+
 def announce_sending_change(state: SendingState, context=None) -> bool:
     """Tell the on-call channel the kill switch changed: a pause is a P1 (sending stopped is an incident),
     a resume is info. Who, when and why are in the message; posting never fails the flip itself."""

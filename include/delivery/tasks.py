@@ -109,6 +109,13 @@ def fanout_date(context: Mapping[str, Any], backfill: bool, authorised: str | No
     return dt.date.fromisoformat(authorised)
 
 
+def sender_execution_timeout() -> dt.timedelta:
+    """A sender may send for its hard deadline plus paused time (up to SENDER_MAX_PAUSE_S), then settles unknown
+    outcomes: Airflow kills it only after all of that, with 5 minutes to spare."""
+    return dt.timedelta(seconds=config.SENDER_HARD_DEADLINE_S + config.SENDER_MAX_PAUSE_S
+                        + config.UNKNOWN_SETTLE_WAIT_S + 300)
+
+
 def fanout_tasks(backfill: bool):
     """The fan-out's tasks, shared by `delivery_fanout` and `ops_backfill_delivery` (which differ in their date
     rule and in the guards of a scheduled run). Returned as TaskFlow tasks for the DAG files to wire."""
@@ -123,8 +130,6 @@ def fanout_tasks(backfill: bool):
 
     # Rendered from the mapped argument itself, so the UI shows the shard label while the task runs
     # (Airflow renders map_index_template before execution too, apache/airflow#57208), not only at the end.
-    from include.core.dagkit import sender_execution_timeout
-
     @task(map_index_template="{{ task.op_kwargs['unit']['label'] }}", retries=3,
           retry_delay=dt.timedelta(seconds=5), retry_exponential_backoff=0,
           pool=config.POOL_SENDERS, execution_timeout=sender_execution_timeout())

@@ -115,8 +115,10 @@ class Page:
 
 
 def worse(a: str, b: str) -> str:
-    """The worse of two severities (P0 is the worst)."""
-    return min(a, b, key=SEVERITIES.index)
+    """The worse of two severities (P0 is the worst), by the alerting's own rank."""
+    from include.core.alerting import Severity, worst
+
+    return worst([Severity(a), Severity(b)]).value
 
 
 def impact_levels(category: str, impact: Mapping[str, Any]) -> list[str]:

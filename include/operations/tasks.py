@@ -17,11 +17,10 @@ def _params(context: Mapping[str, Any]) -> dict:
 
 def pause_or_resume_sending(paused: bool, context: Mapping[str, Any]) -> dict:
     """ops_pause_sending / ops_resume_sending: flip the kill switch (reason required, audited, told to Slack)."""
-    from include.delivery.kill_switch import announce_sending_change, set_sending_paused
+    from include.delivery.kill_switch import flip_sending
 
     with fail_fast_on_bad_input():
-        state = set_sending_paused(get_engine(), paused, _params(context).get("reason", ""), acting_user(context))
-    announce_sending_change(state, context)
+        state, _ = flip_sending(get_engine(), paused, _params(context).get("reason", ""), acting_user(context), context)
     return {"paused": state.paused, "reason": state.reason, "changed_by": state.changed_by}
 
 

@@ -72,16 +72,17 @@ def stuck_messages(engine: Engine, business_date: dt.date,
 def _delivery_rate_incident(engine: Engine, business_date: dt.date, rate: float, checkpoint: str,
                             severity: Severity) -> None:
     """Below 95% the runbook's impact matrix applies (engineering manager at once, head of product within 1 h, CTO
-    within 4 h; below 90% the CTO, CEO and board): the day's delivery-rate incident carries the rate, even at P2.
+    within 4 h; below 90% the CTO, CEO and board). A P0 alert opens the day's delivery-rate incident through
+    alerting.post (its facts carry the date and the rate); a P2 opens no incident there, so it is opened here.
     At or above 95% at a later checkpoint, the delivery recovered: the incident resolves itself."""
     from include.incidents import records
 
     now = dt.datetime.now(dt.UTC)
-    if rate < config.DELIVERY_RATE_WARNING:
+    if rate < config.DELIVERY_RATE_WARNING and severity not in (Severity.P0, Severity.P1):
         records.open_or_join(engine, f"delivery_rate:{business_date}", severity.value, "delivery_rate",
                              f"delivery rate {rate:.2%} at the {checkpoint} checkpoint", business_date, now,
                              {"delivery_rate": rate}, actor="post_delivery_report.apply_alert_thresholds")
-    else:
+    elif rate >= config.DELIVERY_RATE_WARNING:
         records.resolve_when_clear(engine, "delivery_rate", business_date, True, now,
                                    f"automatic: delivery rate {rate:.2%} at the {checkpoint} checkpoint")
 
@@ -104,8 +105,9 @@ def threshold_alerts(engine: Engine, business_date: dt.date, kpis: dict, checkpo
         if not result.ok:
             post_once(engine, business_date, f"delivery-rate:{checkpoint}", Alert(
                 result.severity, f"Delivery rate {rate:.2%} for {business_date} at {checkpoint}",
-                {"delivered": o["delivered"], "planned": o["planned"], "skipped": o["skipped"],
-                 "failed by code": o["failed_by_error_code"]}, ref))
+                {"business date": business_date.isoformat(), "delivery_rate": rate, "delivered": o["delivered"],
+                 "planned": o["planned"], "skipped": o["skipped"], "failed by code": o["failed_by_error_code"]},
+                ref))
         _delivery_rate_incident(engine, business_date, rate, checkpoint, result.severity)
     with engine.connect() as conn:
         spike = conn.execute(query("report/opt_out_spike"), {"business_date": business_date}).one()

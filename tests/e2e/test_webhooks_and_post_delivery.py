@@ -219,6 +219,15 @@ def test_alert_thresholds_delivery_rate_and_opt_out_spike(app_db, sandbox):
     assert threshold_alerts(app_db, DAY, kpis(0.93), "06:15").severity.value == "P2"   # warning
     assert threshold_alerts(app_db, DAY, kpis(0.85), "06:30").severity.value == "P0"   # critical
     assert threshold_alerts(app_db, DAY, kpis(0.50), "06:05").ok  # too early to judge delivery at 06:05
+    # The day's delivery-rate incident: opened at P2 by the warning, joined (not duplicated) by the P0 alert.
+    (incident,) = rows(app_db, "SELECT incident_id, severity, dedup_key, impact FROM incidents")
+    assert (incident.severity, incident.dedup_key) == ("P0", f"delivery_rate:{DAY}")
+    assert incident.impact["delivery_rate"] == 0.85
+    alerts = rows(app_db, "SELECT text FROM incident_timeline WHERE kind = 'alert' ORDER BY at")
+    assert len(alerts) == 2, alerts  # one entry per threshold crossing
+    assert threshold_alerts(app_db, DAY, kpis(0.97), "06:30").ok  # recovered: the incident resolves itself
+    assert scalar(app_db, "SELECT resolved_by FROM incidents WHERE incident_id = :i", i=incident.incident_id) \
+        == "automatic"
     posts = [p["payload"]["text"] for p in sandbox.slack_posts()]
     assert sum("Delivery rate" in t for t in posts) == 2
     for i in range(11):  # more than 10 opt-outs in 5 minutes

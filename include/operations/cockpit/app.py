@@ -122,16 +122,15 @@ def create_app(*, viewer: Callable[..., Any], operator_for: Callable[[str], Call
         return JSONResponse(snapshot_for(request, parse_business_date(date)), headers=_NO_STORE)
 
     def _flip(request: Request, paused: bool, body: ReasonBody, actor: str) -> dict[str, Any]:
-        from include.delivery.kill_switch import announce_sending_change, set_sending_paused
+        from include.delivery.kill_switch import flip_sending
 
         if request.headers.get(ACTION_HEADER) != "1":
             raise HTTPException(400, f"missing {ACTION_HEADER} header")
         try:
-            state = set_sending_paused(engine_factory(), paused, body.reason, actor)
+            state, announced = flip_sending(engine_factory(), paused, body.reason, actor)
         except ValueError as exc:  # an empty reason: nothing changed
             raise HTTPException(422, str(exc)) from None
         log.warning("cockpit: %s sending (%s)", "PAUSED" if paused else "resumed", state.describe())
-        announced = announce_sending_change(state)
         return {"paused": state.paused, "was_paused": state.was_paused, "changed_by": state.changed_by,
                 "reason": state.reason, "changed_at": state.changed_at_ist, "announced": announced}
 

@@ -15,13 +15,15 @@ from include.core import config
 from include.core.db import query
 
 SEND_RATE_WINDOW_S = 10
-_SEVERITY_RANK = {"P0": 0, "P1": 1, "P2": 2, "info": 3}
 # The DAGs of a delivery morning, linked from the cockpit even before they record anything.
 MORNING_DAGS = ("pre_delivery_check", "delivery_fanout", "post_delivery_report")
 
 
 def worst_severity(severities) -> str:
-    return min(severities, key=lambda s: _SEVERITY_RANK.get(s, 3), default="info")
+    """The worst of severity values as stored ("P0" … "info"), by the alerting's own rank."""
+    from include.core.alerting import Severity, worst
+
+    return worst([Severity(s) for s in severities]).value
 
 
 def _iso(value: Any) -> Any:
