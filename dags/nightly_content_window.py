@@ -10,6 +10,7 @@ or the `business_date` Param for a manual run).
 | `validate_templates` | Syncs template statuses from WhatsApp; PAUSED/DISABLED switches to the approved backup (P1), none = P0 |
 | `plan_render_batches` | Splits the eligible advisors into a bounded number of batches (≤ 32, at least 2 so both cores work) |
 | `render_approved_packs` (mapped) | Renders each advisor's approved pack with Pillow into object storage, content-addressed (unchanged renders are skipped), and QCs it: format, ≤ 5 MB, dimensions, disclaimer present/drawn/legible, banned claims, registration number |
+| `review_compliance_with_ai` | Each approved pack's text reviewed by the AI compliance service next to the rules engine: a violation fails its renders' QC (findings merged with their source); slow or failing AI degrades to the light model, then cached verdicts, else rules-only; the daily token/cost ceiling means rules-only; each degradation a P1 |
 | `assign_fallback_content` | Advisors without an approved, QC-passed pack get a rotating evergreen fallback (never the same within 7 days) — the same function the pre-delivery check uses |
 | `render_fallback_packs` (mapped) | Renders and QCs the fallback packs the same way |
 | `finalize_fallback_renders` | Links fallbacks to their renders; a fallback that fails QC is replaced by another |
@@ -58,6 +59,10 @@ def nightly_content_window():
         return t.render_batch(batch, "approved")
 
     @task
+    def review_compliance_with_ai() -> dict:
+        return t.review_compliance_with_ai(get_current_context())
+
+    @task
     def assign_fallback_content() -> dict:
         return t.assign_fallback_content(get_current_context())
 
@@ -83,6 +88,7 @@ def nightly_content_window():
 
     batches = plan_render_batches()
     approved = render_approved_packs.expand(batch=batches)
+    reviewed = review_compliance_with_ai()
     assigned = assign_fallback_content()
     fallbacks = render_fallback_packs.expand(batch=batches)
     final = finalize_fallback_renders()
@@ -90,10 +96,11 @@ def nightly_content_window():
     backlog = check_approval_backlog()
     templates = validate_templates()
     backlog >> batches
-    approved >> assigned >> fallbacks >> final
+    approved >> reviewed >> assigned >> fallbacks >> final
     [final, templates] >> canary
     publish_window_summary({"check_approval_backlog": backlog, "validate_templates": templates,
-                            "finalize_fallback_renders": final, "send_canary": canary})
+                            "review_compliance_with_ai": reviewed, "finalize_fallback_renders": final,
+                            "send_canary": canary})
 
 
 nightly_content_window()

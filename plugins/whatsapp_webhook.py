@@ -1,9 +1,13 @@
 """Airflow plugin: serves the WhatsApp webhook receiver from the api-server at /whatsapp/webhook.
 
-Meta (or the sandbox) calls this URL; the receiver lives in include/whatsapp/webhook_receiver.py. Running it
-inside the api-server means no extra service to deploy, monitor or secure: it shares the api-server's
-TLS, ports and process supervision, and reads the app secret and verify token from the
-`whatsapp_cloud` connection and the database from `app_db`.
+Meta (or the sandbox) calls this URL; the receiver lives in include/whatsapp/webhook_receiver.py. Inside the
+api-server it needs no extra service (`make run`, the tests): it shares the api-server's TLS, ports and process
+supervision, and reads the app secret and verify token from the `whatsapp_cloud` connection and the database
+from `app_db`. At production rates it belongs in its own process behind the same URL
+(`include.whatsapp.webhook_receiver:standalone_app`): the api-server's own middlewares (JWT refresh, access log,
+gzip, all BaseHTTPMiddleware) cost ~1 ms of CPU per webhook, about ten times the receiver's work
+(bench/webhook_receiver.py, README "Where the receiver runs"). Both serve the same app; this route stays as the
+fallback and for the dev stack.
 
 Authentication: GET/POST /whatsapp/webhook stay open, because Meta cannot log in to Airflow; the
 `X-Hub-Signature-256` signature (POST) and the verify token (GET) are its credentials. Every operational

@@ -125,6 +125,10 @@ def sandbox(sandbox_server, monkeypatch):
         "conn_type": "slackwebhook", "password": f"{sandbox_server.url}/slack/webhook/alerts"}))
     monkeypatch.setenv("AIRFLOW_CONN_SLACK_APPROVERS", json.dumps({
         "conn_type": "slackwebhook", "password": f"{sandbox_server.url}/slack/webhook/approvers"}))
+    # The AI compliance review's OpenAI-compatible endpoint (devtools/sandbox/ai_compliance.py).
+    monkeypatch.setenv("AIRFLOW_CONN_AI_COMPLIANCE", json.dumps({
+        "conn_type": "http", "host": f"{sandbox_server.url}/v1", "password": "test-ai-key"}))
+    monkeypatch.setenv("AIRFLOW_CONN_ADVISOR_EMAIL", sandbox_server.smtp_conn_json())  # the SMTP sink
     return sandbox_server
 
 

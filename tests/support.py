@@ -23,15 +23,16 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def start_stack(data_dir, advisors: int):
+def start_stack(data_dir, advisors: int, extra_env: dict[str, str] | None = None):
     """`make run`'s supervisor on free loopback ports, with nothing inherited from this shell's Airflow or
-    FA_ settings. Returns (process, api_port, sandbox_port); stdout is a text pipe."""
+    FA_ settings (only `extra_env`). Returns (process, api_port, sandbox_port); stdout is a text pipe."""
     api_port, sandbox_port = free_port(), free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW", "FA_"))}
     env.update(AIRFLOW_PORT=str(api_port), SANDBOX_PORT=str(sandbox_port), PYTHONPATH=str(ROOT),
                AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT=str(free_port()),
                AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT=str(free_port()),
                AIRFLOW__SCHEDULER__SCHEDULER_HEALTH_CHECK_SERVER_PORT=str(free_port()))
+    env.update(extra_env or {})
     proc = subprocess.Popen([sys.executable, "-m", "devtools.devstack.stack", "run", "--advisors", str(advisors),
                              "--data-dir", str(data_dir)], cwd=ROOT, env=env, stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, text=True, start_new_session=True)
@@ -57,11 +58,13 @@ class SandboxProcess:
 
     def __init__(self, log_dir: Path, limits: bool = True):
         self.port = free_port()
+        self.smtp_port = free_port()  # the SMTP sink (devtools/sandbox/smtp_sink.py)
         self.url = f"http://127.0.0.1:{self.port}"
         env = {**os.environ, "PYTHONPATH": str(ROOT), "SANDBOX_ACCESS_TOKEN": TEST_TOKEN,
                "SANDBOX_APP_SECRET": TEST_APP_SECRET, "SANDBOX_LIMITS": "on" if limits else "off"}
         self.log = open(log_dir / f"sandbox-{self.port}.log", "wb")
-        self.proc = subprocess.Popen([sys.executable, "-m", "devtools.sandbox.server", "--port", str(self.port)],
+        self.proc = subprocess.Popen([sys.executable, "-m", "devtools.sandbox.server", "--port", str(self.port),
+                                      "--smtp-port", str(self.smtp_port)],
                                      env=env, cwd=ROOT, stdout=self.log, stderr=subprocess.STDOUT,
                                      start_new_session=True)
         self.admin = httpx.Client(base_url=self.url, timeout=10)
@@ -99,6 +102,19 @@ class SandboxProcess:
         """Every request the sandbox's PagerDuty Events API received, in order, with its HTTP status and outcome
         (incident_opened, deduplicated, acknowledged, resolved, dropped, invalid, throttled, server_error)."""
         return self.admin.get("/_sandbox/pagerduty/events").json()["events"]
+
+    def mail(self, to: str | None = None) -> list[dict]:
+        """Every email the SMTP sink received since the last reset (optionally only those to `to`), in order."""
+        return self.admin.get("/_sandbox/mail", params={"to": to} if to else None).json()["messages"]
+
+    def smtp_conn_json(self) -> str:
+        """An Airflow SMTP connection (the provider's SmtpHook) to the sink: plain SMTP on loopback, no retries
+        inside the hook (the advisor-notice outbox retries)."""
+        import json
+
+        return json.dumps({"conn_type": "smtp", "host": "127.0.0.1", "port": self.smtp_port,
+                           "extra": {"from_email": "notices@advisor-content.example.in", "disable_ssl": True,
+                                     "disable_tls": True, "retry_limit": 0, "timeout": 10}})
 
     def wait_webhooks_drained(self, timeout: float = 15.0) -> dict:
         """Poll until the sandbox has no webhook scheduled, queued or in flight (everything due so far was

@@ -3,6 +3,8 @@
 run:   embedded PostgreSQL (unless APP_DB_URL names an external server), migrations, the demo
        world, the sandbox, then Airflow's api-server, scheduler, dag-processor and triggerer.
        Every child runs in its own process group; Ctrl-C, SIGTERM or `make stop` ends them all.
+       --executor celery (`make run EXECUTOR=celery`): also a Redis broker and two Celery workers (queues
+       `delivery` and `default`, see celery_stack.py); a worker that dies is restarted by the supervisor.
 stop:  signals the supervisor (or, if it died, the recorded process groups) and stops PostgreSQL.
 """
 from __future__ import annotations
@@ -57,8 +59,12 @@ def _wait_http(url: str, timeout_s: float, proc: subprocess.Popen | None = None)
 
 
 class Stack:
-    def __init__(self, data_dir: Path, api_port: int, sandbox_port: int):
+    def __init__(self, data_dir: Path, api_port: int, sandbox_port: int, executor: str = "local"):
         self.data_dir = data_dir
+        self.executor = executor
+        self.restartable: dict[str, tuple[list[str], dict[str, str]]] = {}  # name -> (cmd, env): Celery workers
+        self.restarts: list[float] = []
+        self.state_extra: dict = {}
         self.api_port = api_port
         self.sandbox_port = sandbox_port
         self.run_dir = data_dir / "run"
@@ -109,13 +115,16 @@ class Stack:
         self.run_dir.mkdir(parents=True, exist_ok=True)
         self.state_file.write_text(json.dumps({
             "supervisor": os.getpid(), "children": {n: p.pid for n, p in self.children.items()},
-            "pgdata": str(self.pg.data_dir) if self.pg else None}))
+            "pgdata": str(self.pg.data_dir) if self.pg else None, **self.state_extra}))
 
     def shutdown(self, code: int = 0) -> None:
         if self._stopping:
             return
         self._stopping = True
         _say("stopping...")
+        # Task processes run in process groups of their own (Airflow's task supervisor setpgid()s them): remember
+        # every descendant now, while the tree is intact, and kill whatever of it outlives its group below.
+        descendants = _descendants(self.children.values())
         for proc in reversed(list(self.children.values())):
             _signal_group(proc.pid, signal.SIGTERM)
         deadline = time.monotonic() + 25
@@ -125,12 +134,59 @@ class Stack:
             except subprocess.TimeoutExpired:
                 _say(f"{name} did not stop in time; killing its process group")
             _signal_group(proc.pid, signal.SIGKILL)  # also reaps grandchildren left in the group
+        _kill_survivors(descendants)
         if self.pg is not None:
             self.pg.stop()
             _say("PostgreSQL stopped")
         self.state_file.unlink(missing_ok=True)
         _say("all processes stopped")
         sys.exit(code)
+
+    # -- Celery (EXECUTOR=celery) --------------------------------------------------------------------
+    def _start_broker(self, meta_url: str) -> dict[str, str]:
+        """Start the Redis broker as a supervised child; returns the Celery part of the Airflow environment."""
+        from devtools.devstack import broker, celery_stack
+
+        port = int(os.environ.get("BROKER_PORT") or _free_port())
+        if not _port_free(port):
+            sys.exit(f"port {port} on 127.0.0.1 is in use; free it or set BROKER_PORT")
+        password = broker.load_or_create_password(self.data_dir)
+        url = broker.broker_url(port, password)
+        proc = self.spawn("broker", broker.server_command(port, password, self.run_dir / "broker"), {})
+        if not broker.wait_ready(url, 20, proc):
+            _say("the Redis broker did not answer PING; see .data/logs/broker.log")
+            self.shutdown(1)
+        self.state_extra.update(executor="celery", broker_port=port)
+        self._write_state()
+        _say(f"Redis broker ready on 127.0.0.1:{port}")
+        return celery_stack.airflow_env(url, meta_url)
+
+    def _start_workers(self, airflow: str, af_env: dict[str, str], concurrency: int) -> None:
+        from devtools.devstack import celery_stack
+
+        for worker in celery_stack.WORKERS:
+            cmd = celery_stack.worker_command(airflow, worker, concurrency, self.run_dir)
+            self.restartable[worker.name] = (cmd, af_env)
+            self.spawn(worker.name, cmd, af_env)
+        url = af_env["AIRFLOW__CELERY__BROKER_URL"]
+        deadline = time.monotonic() + 120
+        want = {f"{w.queue}@{socket.gethostname()}" for w in celery_stack.WORKERS}
+        while time.monotonic() < deadline:
+            if want <= set(celery_stack.ping_workers(url, timeout_s=1.0)):
+                _say(f"Celery workers answering: {', '.join(sorted(want))}")
+                return
+            for worker in celery_stack.WORKERS:
+                if self.children[worker.name].poll() is not None:
+                    _say(f"{worker.name} exited during start-up; see {self.log_dir / (worker.name + '.log')}")
+                    self.shutdown(1)
+        _say("the Celery workers did not answer a ping within 120 s; see .data/logs/celery-*.log")
+        self.shutdown(1)
+
+    def _may_restart(self) -> bool:
+        """At most 5 worker restarts a minute: past that something is broken and the stack stops loudly."""
+        now = time.monotonic()
+        self.restarts = [t for t in self.restarts if now - t < 60] + [now]
+        return not self._stopping and len(self.restarts) <= 5
 
     # -- main ---------------------------------------------------------------------------------
     def run(self, advisors: int) -> None:
@@ -163,9 +219,22 @@ class Stack:
         settings = StackSettings(self.data_dir, app_conn, meta_url, sandbox_url, api_port=self.api_port,
                                  secrets=secrets_)
         af_env = settings.airflow_env()
+        # The AI compliance review (include/content/ai_review.py) talks to the sandbox's OpenAI-compatible endpoint;
+        # production points `ai_compliance` at its provider (host = base URL, password = API key).
+        af_env["AIRFLOW_CONN_AI_COMPLIANCE"] = json.dumps({"conn_type": "http", "host": f"{sandbox_url}/v1",
+                                                          "password": "sandbox-ai-key"})
+        if self.executor == "celery":
+            af_env.update(self._start_broker(meta_url))
         callback = os.environ.get("SANDBOX_CALLBACK_URL", f"{settings.api_base_url}/whatsapp/webhook")
-        sb = self.spawn("sandbox", [sys.executable, "-m", "devtools.sandbox.server", "--port", str(self.sandbox_port)],
-                        settings.sandbox_env(callback))
+        # Advisor delay-notice emails (include/advisor_notices/email.py) go through Airflow's SMTP connection
+        # `advisor_email` to the sandbox's SMTP sink; production points it at the real relay.
+        smtp_port = int(os.environ.get("SANDBOX_SMTP_PORT") or _free_port())
+        af_env["AIRFLOW_CONN_ADVISOR_EMAIL"] = json.dumps({
+            "conn_type": "smtp", "host": "127.0.0.1", "port": smtp_port,
+            "extra": {"from_email": "notices@advisor-content.example.in", "disable_ssl": True, "disable_tls": True,
+                      "retry_limit": 0, "timeout": 10}})
+        sb = self.spawn("sandbox", [sys.executable, "-m", "devtools.sandbox.server", "--port", str(self.sandbox_port),
+                                    "--smtp-port", str(smtp_port)], settings.sandbox_env(callback))
         if not _wait_http(f"{sandbox_url}/_sandbox/health", 30, sb):
             _say("sandbox did not become healthy; see its log")
             self.shutdown(1)
@@ -193,6 +262,8 @@ class Stack:
         if not _wait_http(health, 120, self.children["api-server"]):
             _say("the Airflow api-server did not become healthy; see .data/logs/api-server.log")
             self.shutdown(1)
+        if self.executor == "celery":
+            self._start_workers(airflow, af_env, settings.parallelism)
         pw_file = Path(af_env["AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE"])
         password = json.loads(pw_file.read_text()).get("admin", "?") if pw_file.exists() else "(see api-server log)"
         _say("=" * 70)
@@ -200,12 +271,19 @@ class Stack:
         _say(f"Health:          {health}")
         _say(f"Sandbox Slack:   {sandbox_url}/slack")
         _say(f"Sandbox admin:   {sandbox_url}/_sandbox/health")
+        _say(f"Sandbox mail:    {sandbox_url}/_sandbox/mail   (SMTP sink on 127.0.0.1:{smtp_port})")
+        if self.executor == "celery":
+            _say(f"Celery broker:   redis://127.0.0.1:{self.state_extra['broker_port']}/0 (password in "
+                 f"{self.data_dir / 'broker_password'}); workers: `make status`")
         _say("Stop with Ctrl-C or `make stop`.")
         _say("=" * 70)
         while True:
             for name, proc in self.children.items():
                 if proc.poll() is not None:
                     _say(f"{name} exited with code {proc.returncode}; see {self.log_dir / (name + '.log')}")
+                    if name in self.restartable and self._may_restart():
+                        self.spawn(name, *self.restartable[name])  # a dead Celery worker comes back
+                        break
                     self.shutdown(1)
             time.sleep(1)
 
@@ -227,6 +305,36 @@ def _signal_group(pid: int, sig: int) -> None:
         os.killpg(pid, sig)
     except (ProcessLookupError, PermissionError):
         pass
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _descendants(procs) -> list:
+    import psutil
+
+    found = []
+    for proc in procs:
+        try:
+            found.extend(psutil.Process(proc.pid).children(recursive=True))
+        except psutil.NoSuchProcess:
+            pass
+    return found
+
+
+def _kill_survivors(procs) -> None:
+    import psutil
+
+    for proc in procs:
+        try:
+            if proc.is_running():
+                proc.kill()
+        except psutil.NoSuchProcess:
+            pass
+    psutil.wait_procs(procs, timeout=5)
 
 
 def stop(data_dir: Path) -> int:
@@ -265,13 +373,35 @@ def status(data_dir: Path) -> int:
     print(f"supervisor {state['supervisor']}: {'alive' if _alive(state['supervisor']) else 'dead'}")
     for name, pid in state.get("children", {}).items():
         print(f"  {name:14s} pid {pid}: {'alive' if _alive(pid) else 'dead'}")
+    if state.get("executor") == "celery":
+        _celery_status(data_dir, state)
     return 0
+
+
+def _celery_status(data_dir: Path, state: dict) -> None:
+    """The workers as the broker sees them: who answers a ping, which queues each consumes, what is waiting."""
+    from devtools.devstack import broker, celery_stack
+
+    url = broker.broker_url(state["broker_port"], broker.load_or_create_password(data_dir))
+    if not broker.ping(url):
+        print(f"broker 127.0.0.1:{state['broker_port']}: not answering")
+        return
+    depths = broker.queue_depths(url, celery_stack.QUEUES)
+    print(f"broker 127.0.0.1:{state['broker_port']}: up; waiting messages "
+          + ", ".join(f"{q}={n}" for q, n in depths.items()))
+    pongs, queues = celery_stack.ping_workers(url), celery_stack.active_queues(url)
+    for node in sorted(set(pongs) | set(queues)):
+        print(f"  worker {node:30s} {pongs.get(node, 'no answer'):5s} queues: {', '.join(queues.get(node, []))}")
+    if not pongs:
+        print("  no Celery worker answered a ping")
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("command", choices=("run", "stop", "status"))
     parser.add_argument("--advisors", type=int, default=int(os.environ.get("ADVISORS", "2000")))
+    parser.add_argument("--executor", choices=("local", "celery"), default=os.environ.get("EXECUTOR") or "local",
+                        help="LocalExecutor (default) or CeleryExecutor with a Redis broker and two workers")
     parser.add_argument("--data-dir", type=Path, default=Path(os.environ.get("FA_DATA_DIR", DEFAULT_DATA_DIR)))
     args = parser.parse_args(argv)
     data_dir = args.data_dir.resolve()
@@ -281,8 +411,8 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(status(data_dir))
     if args.advisors < 1:
         sys.exit("--advisors must be at least 1")
-    Stack(data_dir, int(os.environ.get("AIRFLOW_PORT", "8080")), int(os.environ.get("SANDBOX_PORT", "8090"))).run(
-        args.advisors)
+    Stack(data_dir, int(os.environ.get("AIRFLOW_PORT", "8080")), int(os.environ.get("SANDBOX_PORT", "8090")),
+          args.executor).run(args.advisors)
 
 
 if __name__ == "__main__":

@@ -39,7 +39,7 @@ from devtools.sandbox.state import (
     ERROR_TITLES, ERROR_TYPES, GraphError, Number, Sandbox, Settings, Template, WebhookSettings, unknown_field,
     unknown_object,
 )
-from devtools.sandbox import lifecycle, pagerduty
+from devtools.sandbox import ai_compliance, lifecycle, pagerduty
 from devtools.sandbox.webhooks import WebhookDispatcher
 
 _encode = msgspec.json.encode
@@ -207,8 +207,12 @@ class _GcWatch:
 
 
 def create_app(settings: Settings | None = None, webhooks: WebhookSettings | None = None,
-               seed_defaults: bool = True) -> Starlette:
+               seed_defaults: bool = True, smtp_port: int | None = None, smtp_host: str = "127.0.0.1") -> Starlette:
+    """`smtp_port`: also run the SMTP sink (smtp_sink.py) on `smtp_host` at that port (0: any free port)."""
     import copy
+
+    from devtools.sandbox.smtp_sink import MailSink
+    from devtools.sandbox.smtp_sink import routes as mail_routes
 
     initial = (copy.deepcopy(settings or Settings()), copy.deepcopy(webhooks or WebhookSettings()))
     sb = Sandbox(copy.deepcopy(initial[0]), copy.deepcopy(initial[1]))
@@ -217,6 +221,7 @@ def create_app(settings: Settings | None = None, webhooks: WebhookSettings | Non
     dispatcher = WebhookDispatcher(sb)
     sb.webhook_sink = dispatcher.send_now  # lifecycle webhooks (template, quality, number changes) go out signed
     gc_watch = _GcWatch(sb)
+    mail = MailSink()  # advisor delay-notice emails (smtp_sink.py)
 
     # ---------------------------------------------------------------- Graph API
     async def send_message(request: Request) -> Response:
@@ -408,6 +413,7 @@ def create_app(settings: Settings | None = None, webhooks: WebhookSettings | Non
         gc.unfreeze()  # the old ledger was frozen; let the collector have it
         sb.seed_defaults()
         dispatcher.clear()
+        mail.clear()
         return _json({"status": "reset"})
 
     def _update_dataclass(obj, data: dict, allowed: set[str] | None = None) -> list[str]:
@@ -634,11 +640,14 @@ def create_app(settings: Settings | None = None, webhooks: WebhookSettings | Non
     @asynccontextmanager
     async def lifespan(app):
         await dispatcher.start()
+        if smtp_port is not None:
+            await mail.start(smtp_host, smtp_port)
         gc.callbacks.append(gc_watch)
         try:
             yield
         finally:
             gc.callbacks.remove(gc_watch)
+            await mail.stop()
             await dispatcher.stop()
 
     routes = [
@@ -660,6 +669,8 @@ def create_app(settings: Settings | None = None, webhooks: WebhookSettings | Non
         Route("/slack/api/posts", slack_api_posts, methods=["GET", "DELETE"]),
         Route("/slack/webhook/{name:path}", slack_post, methods=["POST"]),
         *pagerduty.routes(sb),   # Events API v2 /v2/enqueue and /_sandbox/pagerduty/* (pagerduty.py)
+        *mail_routes(mail),      # SMTP sink: GET|DELETE /_sandbox/mail, POST /_sandbox/mail/faults (smtp_sink.py)
+        *ai_compliance.routes(sb),  # OpenAI-compatible /v1/chat/completions and /_sandbox/ai (ai_compliance.py)
         Route("/whatsapp_business/attachments/", download_media, methods=["GET"]),
         Route("/{ver}/{pnid}/messages", send_message, methods=["POST"]),
         Route("/{ver}/{pnid}/media", upload_media, methods=["POST"]),
@@ -674,6 +685,7 @@ def create_app(settings: Settings | None = None, webhooks: WebhookSettings | Non
     app = Starlette(routes=routes, lifespan=lifespan, exception_handlers={_BadAdminRequest: bad_admin_request})
     app.state.sandbox = sb
     app.state.dispatcher = dispatcher
+    app.state.mail = mail
     return app
 
 

@@ -111,6 +111,10 @@ def status_value(sb, entry, statuses: list[tuple[str, float, dict | None]]) -> d
                     conv["expiration_timestamp"] = str(int(ts) + 86_400)
                 conv["origin"] = {"type": category}
                 item["conversation"] = conv
+            # Per-message pricing since 1 July 2025 (the spend budget bills from it, include/delivery/budget.py):
+            # https://developers.facebook.com/documentation/business-messaging/whatsapp/webhooks/reference/messages/status
+            # (pricing: billable, pricing_model "PMP", type regular / free_customer_service / free_entry_point,
+            # category = the template's: marketing, utility, authentication, ...), on sent and delivered-or-read.
             item["pricing"] = {"billable": True, "pricing_model": "PMP", "type": "regular", "category": category}
         items.append(item)
     value: dict[str, Any] = {}

@@ -1,7 +1,8 @@
 """Run the sandbox: `python -m devtools.sandbox.server [--host 127.0.0.1] [--port 8090]`.
 
 Settings come from the environment (SANDBOX_ACCESS_TOKEN, SANDBOX_APP_SECRET, SANDBOX_WABA_ID,
-SANDBOX_CALLBACK_URL, SANDBOX_LIMITS=off) and can be changed at run time through /_sandbox/config.
+SANDBOX_CALLBACK_URL, SANDBOX_LIMITS=off) and can be changed at run time through /_sandbox/config. The SMTP sink
+(smtp_sink.py) listens on --host at --smtp-port (SANDBOX_SMTP_PORT, default 8025; 0 = any free port).
 """
 from __future__ import annotations
 
@@ -28,11 +29,14 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--host", default=os.environ.get("SANDBOX_HOST", "127.0.0.1"))
     parser.add_argument("--port", type=int, default=int(os.environ.get("SANDBOX_PORT", "8090")))
+    parser.add_argument("--smtp-port", type=int, default=int(os.environ.get("SANDBOX_SMTP_PORT", "8025")))
     args = parser.parse_args(argv)
     settings, webhooks = settings_from_env()
-    print(f"WhatsApp/Slack sandbox on http://{args.host}:{args.port} (alerts: /slack)", flush=True)
-    uvicorn.run(create_app(settings, webhooks), host=args.host, port=args.port, log_level="warning",
-                loop="uvloop", http="httptools", access_log=False, timeout_graceful_shutdown=2)
+    print(f"WhatsApp/Slack sandbox on http://{args.host}:{args.port} (alerts: /slack), "
+          f"SMTP sink on {args.host}:{args.smtp_port} (/_sandbox/mail)", flush=True)
+    uvicorn.run(create_app(settings, webhooks, smtp_port=args.smtp_port, smtp_host=args.host), host=args.host,
+                port=args.port, log_level="warning", loop="uvloop", http="httptools", access_log=False,
+                timeout_graceful_shutdown=2)
 
 
 if __name__ == "__main__":

@@ -16,6 +16,7 @@ from collections import Counter, defaultdict
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from devtools.sandbox.ai_compliance import AIState
 from devtools.sandbox.pagerduty import PagerDutyState
 from include.delivery.ratelimit import RollingUniqueCounter, TokenBucket
 from include.whatsapp.platform_limits import THROUGHPUT_MPS, TIER_LIMITS
@@ -311,6 +312,7 @@ class Sandbox:
         self.template_pauses: Counter[tuple[str, str]] = Counter()  # FIRST_PAUSE / SECOND_PAUSE (lifecycle.py)
         self.media: dict[str, MediaItem] = {}
         self.pagerduty = PagerDutyState()
+        self.ai = AIState()  # OpenAI-compatible compliance reviews (ai_compliance.py)
 
     def seed_defaults(self) -> None:
         """The demo world's five numbers and four approved templates (mirrors devtools/demo_world.py)."""

@@ -31,7 +31,7 @@ log = logging.getLogger(__name__)
 
 
 def _queue(engine: Engine, business_date: dt.date, phones: tuple[str, ...],
-           run_id: str | None) -> tuple[int | None, bool]:
+           run_id: str | None, held: dict[str, str] | None = None) -> tuple[int | None, bool]:
     """Pick sample renders, open a canary run and queue one message per canary phone.
 
     Returns (canary run id, reused). When every message this canary would send was already delivered
@@ -39,7 +39,18 @@ def _queue(engine: Engine, business_date: dt.date, phones: tuple[str, ...],
     """
     with engine.connect() as conn:
         samples = conn.execute(query("canary/samples"), {"business_date": business_date}).fetchall()
-        shards = sorted({r.shard for r in conn.execute(query("numbers/active")) if r.role == "primary"})
+        primaries = [r for r in conn.execute(query("numbers/active")) if r.role == "primary"]
+    # A canary is not critical: none goes out on a number whose quality dropped (include/delivery/cooldown.py).
+    skipped = [r for r in primaries if r.phone_number_id in (held or {})]
+    shards = sorted({r.shard for r in primaries if r.phone_number_id not in (held or {})})
+    if skipped:
+        from include.delivery.cooldown_store import record_hold
+
+        with engine.begin() as conn:
+            for r in skipped:
+                record_hold(conn, business_date, r.phone_number_id, "canary",
+                            max(1, len(phones) // max(1, len(primaries))), held[r.phone_number_id], "nightly_canary")
+        log.warning("canary skips %s", "; ".join(held[r.phone_number_id] for r in skipped))
     if not samples or not shards or not phones:
         return None, False
     chosen = templates.decide_variants(engine).chosen
@@ -86,7 +97,12 @@ def run_canary(engine: Engine, settings: WhatsAppSettings, business_date: dt.dat
                                      "internal staff numbers)")
         result.summary = "canary not sent: no canary list"
         return result
-    run, reused = _queue(engine, business_date, phones, run_id)
+    from include.delivery.cooldown_store import held_numbers
+
+    held = held_numbers(engine, "canary")
+    for why in held.values():
+        result.facts.setdefault("canary held (quality cooldown)", []).append(why)
+    run, reused = _queue(engine, business_date, phones, run_id, held)
     if run is None:
         result.escalate(Severity.P1, "canary not sent: no QC-passed render assigned for the date, no active "
                                      "primary number, or an empty canary list")

@@ -204,7 +204,7 @@ def render_batch(engine: Engine, business_date: dt.date, batch: int, batch_count
                 "content_sha256": hashlib.sha256(data).hexdigest(), "bytes": len(data),
                 "width": width, "height": height, "mime_type": "image/jpeg" if data[:2] == b"\xff\xd8" else None,
                 "qc_status": "passed" if qc.passed else "failed",
-                "qc_reasons": json.dumps([f.as_dict() for f in qc.failures]),
+                "qc_reasons": json.dumps([f.as_dict() | {"sources": ["rules"]} for f in qc.failures]),
                 "manifest": json.dumps(manifest), "render_ms": round((time.perf_counter() - t0) * 1000)})
             if len(pending) >= config.RENDER_WRITE_BATCH:
                 flush()

@@ -56,6 +56,17 @@ def render_batch(batch: Mapping[str, Any], mode: str) -> dict:
                   int(batch["batch_count"]), mode)
 
 
+def review_compliance_with_ai(context: Mapping[str, Any]) -> dict:
+    """The AI compliance review of the date's approved packs, after render QC and before the fallbacks: a violation
+    fails the pack's renders, so the next step gives those advisors fallback content. Degradations are P1s."""
+    from include.content.ai_review import review_packs
+    from include.core.checks import finish
+    from include.core.db import get_engine
+
+    engine, day = get_engine(), business_date(context, TOMORROW)
+    return finish(engine, review_packs(engine, day, context=context), day, context, DAG_ID)
+
+
 def assign_fallback_content(context: Mapping[str, Any]) -> dict:
     from include.content.nightly_window import assign_fallbacks
     from include.core.db import get_engine
@@ -94,3 +105,29 @@ def rendered_packs_extra(summary: Mapping[str, Any], context: Mapping[str, Any])
     """What the `rendered_packs` asset event says: whose packs, how many rendered, how many failed QC."""
     return {"business_date": str(business_date(context, TOMORROW)), "renders": summary["renders"],
             "qc_failed": summary["failed"]}
+
+
+# -- nightly_bulk_approval_offer: the approvers' 21:30 choice (human-in-the-loop) ----------------------------------
+def bulk_approval_offer(context: Mapping[str, Any]) -> dict | None:
+    """list_low_risk_pending_packs: tomorrow's pending low-risk packs, or None (nothing to ask)."""
+    from include.content.bulk_approval_offer import build_offer
+    from include.core.db import get_engine
+
+    return build_offer(get_engine(), business_date(context, TOMORROW))
+
+
+def apply_bulk_approval_answer(context: Mapping[str, Any]) -> dict:
+    """approve_what_the_approvers_chose: the answer applied to the offered packs, audited."""
+    from include.content.bulk_approval_offer import apply_answer
+    from include.core.db import get_engine
+
+    ti = context["ti"]
+    return apply_answer(get_engine(), ti.xcom_pull(task_ids="list_low_risk_pending_packs"),
+                        ti.xcom_pull(task_ids="offer_bulk_approval_to_approvers"), context)
+
+
+def rerender_bulk_approved(context: Mapping[str, Any]) -> dict:
+    """render_newly_approved_packs: re-run the nightly window for the date when packs were approved."""
+    from include.content.bulk_approval_offer import rerender_after_approval
+
+    return rerender_after_approval(context["ti"].xcom_pull(task_ids="approve_what_the_approvers_chose") or {})

@@ -51,10 +51,13 @@ def sync_templates(engine: Engine, client: WhatsAppClient) -> int:
 
 
 def decide_variants(engine: Engine, purpose: str = PURPOSE_DAILY_PACK) -> TemplateDecision:
-    """Per language: the lowest-ranked APPROVED variant, noting switches away from the primary."""
+    """Per language: the lowest-ranked APPROVED variant, noting switches away from the primary. While a number is
+    in a quality-drop cooldown (include/delivery/cooldown_store.py), the primary is passed over for an APPROVED
+    backup variant when there is one (runbook 000: switch to the backup variant on a quality drop)."""
     decision = TemplateDecision()
     with engine.connect() as conn:
         rows = conn.execute(query("templates/variants"), {"purpose": purpose}).fetchall()
+        dropped = [r.display_phone for r in conn.execute(query("cooldown/open_ramps"))]
     by_lang: dict[str, list] = {}
     for r in rows:
         by_lang.setdefault(r.language, []).append(r)
@@ -63,6 +66,12 @@ def decide_variants(engine: Engine, purpose: str = PURPOSE_DAILY_PACK) -> Templa
         approved = [v for v in variants if v.status == "APPROVED"]
         if not approved:
             decision.missing[lang] = [f"{v.name}={v.status}" for v in variants]
+            continue
+        backups = [v for v in approved if v.name != primary.name]
+        if dropped and backups and approved[0].name == primary.name:
+            decision.chosen[lang] = backups[0].name
+            decision.switched[lang] = (primary.name, f"held back during the quality cooldown of "
+                                                     f"{', '.join(dropped)}", backups[0].name)
             continue
         decision.chosen[lang] = approved[0].name
         if approved[0].name != primary.name:

@@ -73,6 +73,11 @@ class RunRef:
                 base += f"/mapped/{self.map_index}"
         return base
 
+    @property
+    def required_actions_url(self) -> str | None:
+        """The UI page where a person answers this task's human-in-the-loop request."""
+        return f"{self.url}/required_actions" if self.url and self.task_id else None
+
     @classmethod
     def from_context(cls, context: Mapping[str, Any] | None) -> RunRef:
         if not context:

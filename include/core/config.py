@@ -26,7 +26,7 @@ IST = ZoneInfo(TIMEZONE_NAME)
 # -- schedules (cron, Asia/Kolkata) -------------------------------------------------------------
 SCHEDULE_NIGHTLY_CONTENT_WINDOW = "30 20 * * *"
 SCHEDULE_PRE_DELIVERY_CHECK = "50 5 * * *"
-SCHEDULE_DELIVERY_FANOUT = "0 6 * * *"
+# SCHEDULE_DELIVERY_FANOUT is a setting (below): the stack test moves it to see a late *scheduled* run.
 SCHEDULES_POST_DELIVERY_REPORT = ("5 6 * * *", "15 6 * * *", "30 6 * * *")
 SCHEDULE_WEEKLY_MAINTENANCE = "0 2 * * 0"
 SCHEDULE_MONTHLY_MAINTENANCE = "0 1 * * 0#1"  # first Sunday of the month (cron "#" = nth weekday)
@@ -73,6 +73,11 @@ LANES = {
 POOL_SENDERS = "delivery_senders"
 POOL_DB_MAINTENANCE = "db_maintenance"
 POOL_DB_MAINTENANCE_SLOTS = 1
+# Celery queues (EXECUTOR=celery, docker-compose): send_shard goes to its own queue, served by workers that do
+# nothing else, so a slow report or a maintenance task never holds a slot the 06:00 senders need; everything else
+# takes Airflow's default queue ([operators] default_queue). LocalExecutor ignores queues.
+QUEUE_DELIVERY = "delivery"
+QUEUE_DEFAULT = "default"
 
 
 def pool_definitions(parallelism: int) -> dict:
@@ -90,6 +95,10 @@ SLACK_CONN_ID = "slack_alerts"
 SLACK_APPROVERS_CONN_ID = "slack_approvers"  # compliance approvers' channel (approval backlog)
 WHATSAPP_CONN_ID = "whatsapp_cloud"
 APP_DB_CONN_ID = "app_db"
+# Advisor delay notices (issue 17 §6): the SMTP connection (Airflow's SMTP provider) the emails go through; the
+# dev stack and the tests point it at the sandbox's SMTP sink, production at the real relay.
+ADVISOR_EMAIL_CONN_ID = "advisor_email"
+AI_COMPLIANCE_CONN_ID = "ai_compliance"  # OpenAI-compatible chat completions: host = base URL, password = key
 
 CommaList = Annotated[tuple[str, ...], NoDecode]  # FA_<NAME>=a,b,c (operators' format), not JSON
 
@@ -131,6 +140,15 @@ class Settings(BaseSettings):
     # catchup=False Airflow still runs the most recent missed slot when the scheduler comes back (or a stack
     # starts) hours later; a morning pack at 14:00 needs a person's decision: ops_backfill_delivery.
     FANOUT_MAX_LATE_START_S: int = 1800
+    # -- human decisions (Airflow human-in-the-loop) ----------------------------------------------------------
+    SCHEDULE_DELIVERY_FANOUT: str = "0 6 * * *"  # IST cron of delivery_fanout's slot
+    # A late scheduled fan-out asks on-call "send now or skip?"; with no answer by then it sends nothing.
+    FANOUT_LATE_DECISION_TIMEOUT_S: int = 1200
+    # An open incident's acknowledgement request stays in the UI's Required Actions this long, then lapses
+    # (the ladders keep escalating either way; a lapsed request is a timeline entry).
+    INCIDENT_ACK_REQUEST_TIMEOUT_MIN: int = 240
+    SCHEDULE_BULK_APPROVAL_OFFER: str = "30 21 * * *"  # IST: the approvers' 21:30 bulk-approval choice
+    BULK_APPROVAL_OFFER_TIMEOUT_MIN: int = 90          # unanswered by then: nothing is approved in bulk
     # Plan rows get a send offset spread over this much of the window; the rest is headroom for retries.
     JITTER_WINDOW_SECONDS: int = 240
     MAX_SENDER_TASKS: int = 64
@@ -156,6 +174,33 @@ class Settings(BaseSettings):
     ESCALATE_CTO_AFTER_MIN: int = 60                  # ... and the CTO
     POSTMORTEM_DUE_H: int = 24                        # a P0's post-mortem is due (runbook 000)
     POSTMORTEM_DUE_CRITICAL_H: int = 48               # security, compliance, suspension (runbook 001)
+    # -- advisor delay notices (issue 17 §6, include/advisor_notices/) ----------------------------------------
+    ADVISOR_NOTICE_LATE_AFTER_MIN: int = 15   # a segment with unsent rows this long after the 06:00 slot is late
+    ADVISOR_NOTICE_EVERY_MIN: int = 15        # an affected advisor hears again this often while still affected
+    # The DAG runs every 5 min and runs start a few seconds apart: a notice is due this much before the full
+    # interval, so "every 15 min" does not slip to 20.
+    ADVISOR_NOTICE_GRACE_S: int = 60
+    ADVISOR_NOTICE_RATE_WINDOW_S: int = 300   # the ETA's send rate: accepted messages over the last 5 min
+    ADVISOR_NOTICE_EMAIL_MAX_ATTEMPTS: int = 5  # an email that failed this often stays failed (a P2 says so)
+    ADVISOR_STATUS_PAGE_URL: str = ""  # where advisors can read advisor_status.html; empty: no link in notices
+    ADVISOR_NOTICE_MESSAGE_ID_DOMAIN: str = "advisor-notices.local"  # right side of the emails' Message-IDs
+    # -- AI compliance review (nightly window; runbooks 000 "AI service degradation", 003, 004) ---------------
+    AI_REVIEW_ENABLED: bool = True
+    AI_REVIEW_MODEL: str = "gpt-4o"             # the main model
+    AI_REVIEW_LIGHT_MODEL: str = "gpt-4o-mini"  # what a slow or failing main model degrades to
+    AI_REVIEW_COST_PER_1K_TOKENS: float = 0.42        # INR per 1,000 tokens of the main model (our rate card)
+    AI_REVIEW_LIGHT_COST_PER_1K_TOKENS: float = 0.05  # INR per 1,000 tokens of the light model
+    AI_REVIEW_LATENCY_BASELINE_S: float = 1.5   # runbook 004: compliance engine response < 1.5 s
+    AI_REVIEW_LATENCY_FACTOR: float = 2.0       # degrade when the window's median latency exceeds factor x baseline
+    AI_REVIEW_MAX_FAILURE_RATE: float = 0.3     # ... or more than this share of its calls failed
+    AI_REVIEW_WINDOW_CALLS: int = 10            # the window: a model's last N calls
+    AI_REVIEW_MIN_CALLS: int = 3                # calls in the window before latency or failures are judged
+    AI_REVIEW_DAILY_TOKEN_CEILING: int = 2_000_000   # tokens per IST day, all models; reached: rules-only
+    AI_REVIEW_DAILY_COST_CEILING: float = 500.0      # INR per IST day, all models; reached: rules-only
+    AI_REVIEW_CONCURRENCY: int = 4              # calls in flight at once (backpressure)
+    AI_REVIEW_BATCH: int = 20                   # packs submitted per batch; the next waits for this one
+    AI_REVIEW_TIMEOUT_S: float = 10.0           # per call; a timeout counts as a failure
+    AI_REVIEW_MAX_COMPLETION_TOKENS: int = 400
     # -- webhook receiver ------------------------------------------------------------------------------------
     # Largest POST body the receiver reads (413 beyond, before the signature is checked, so nobody can make the
     # api-server buffer more per request). Meta batches up to 1,000 updates in one webhook: 1,000 full status
@@ -163,6 +208,10 @@ class Settings(BaseSettings):
     # (tests/unit/test_webhook_receiver_hardening.py), so 3 MiB leaves about 5x headroom for Meta adding fields.
     WEBHOOK_MAX_BODY_BYTES: int = 3 * 1024 * 1024
     WEBHOOK_SECRETS_TTL_S: float = 60.0  # app secret / verify token re-read after
+    # Group commit (issue 19, webhook ingest): requests waiting together share one transaction of at most this
+    # many events (a larger request is still one transaction of its own).
+    WEBHOOK_MAX_BATCH_EVENTS: int = 500
+    WEBHOOK_WRITERS: int = 2  # batches committing at once, each on a connection of its own kept between batches
     # -- maintenance ---------------------------------------------------------------------------------------------
     PG_BIN_DIR: str = ""  # pg_dump/pg_restore; empty: PATH (the dev stack points it at the embedded server)
     BACKUP_KEEP_DAILY: int = 7
@@ -213,6 +262,22 @@ class Settings(BaseSettings):
     # rows queued (resume, then retry the task or run ops_backfill_delivery).
     SENDER_MAX_PAUSE_S: int = 3600
     SENDER_PROGRESS_LOG_S: float = 5.0  # a sender's progress line in its task log
+    # -- spend budget (issue 18 §3; include/delivery/budget.py) ---------------------------------------------
+    # INR of WhatsApp charges (status webhooks' pricing x rate_card). 0 disables that budget. At BUDGET_INFO_RATIO
+    # an info alert; at 100% the kill switch engages (cause `budget`) and the approvers are paged (P0).
+    BUDGET_DAILY_INR: float = Field(default=25000.0, ge=0)     # ~29k marketing messages at ₹0.8631
+    BUDGET_MONTHLY_INR: float = Field(default=600000.0, ge=0)
+    BUDGET_INFO_RATIO: float = Field(default=0.9, gt=0, le=1)
+    BUDGET_CHECK_S: float = Field(default=2.0, gt=0)           # how often each sender's control lane checks
+    BUDGET_LEDGER_SETTLE_S: int = Field(default=10, ge=0)      # webhook events re-read until this old (s)
+    # -- quality-drop cooldown and volume ramp (issue 18 §1; include/delivery/cooldown.py) -----------------------
+    COOLDOWN_HOURS: int = Field(default=48, ge=48, le=72)  # 0% of its share this long after a drop (runbook: 48-72 h)
+    COOLDOWN_STEP_PCT: int = Field(default=25, ge=1, le=100)  # share added per healthy (GREEN) day: 25/50/75/100
+    # A cover (the hot spare carrying a ramped number's overflow) serves shard <this> + the ramped number's shard.
+    COOLDOWN_COVER_SHARD_OFFSET: int = Field(default=100, ge=16, le=30000)
+    # Rows a number may carry in a day when it takes overflow; 0: its throughput over the send window.
+    COOLDOWN_NUMBER_DAILY_CAPACITY: int = Field(default=0, ge=0)
+    COOLDOWN_REVIEW_DAYS: int = Field(default=7, ge=1, le=31)  # the content review covers this many days
     RENDER_PUBLIC_BASE_URL: str = "https://cdn.example.in/packs"
 
     # -- word lists (comma-separated in the environment) -------------------------------------------------

@@ -33,6 +33,11 @@ def default_args(lane: str = "operator", **overrides: Any) -> dict[str, Any]:
     return args
 
 
+# Human-in-the-loop tasks retry at once: on Airflow 3.3.2 an answer given within a second or two of the task parking can
+# be lost (the scheduler, handling the parked try's exit, marks the resumed try for retry), and the retry asks again.
+HITL_RETRIES = {"retries": 2, "retry_delay": dt.timedelta(seconds=5), "retry_exponential_backoff": 0}
+
+
 def deadline_alert(minutes_after_slot: int, label: str, runbook: str):
     """A Deadline Alert `minutes_after_slot` after the run's scheduled slot (its logical date), posted by
     `DeadlineMissedNotifier` from the triggerer. Manual runs have no logical date, hence no deadline. None when

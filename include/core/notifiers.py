@@ -7,6 +7,8 @@
 * `DeadlineMissedNotifier` is the callback of Airflow's Deadline Alerts (experimental since 3.1): the triggerer
   awaits it with the simplified context Airflow gives deadline callbacks (the `dag_run` as the REST API returns
   it and the `deadline`). The in-task SLA checks stay: they do not depend on an experimental feature.
+* `DecisionRequestedNotifier` tells the people who must answer a human-in-the-loop task (on-call, the approvers)
+  that it waits for them, with the link to its Required Actions page and what happens without an answer.
 """
 from __future__ import annotations
 
@@ -54,6 +56,31 @@ class DeadlineMissedNotifier(BaseNotifier):
     async def async_notify(self, context: Mapping[str, Any]) -> None:
         # The triggerer's event loop must not block on Slack: post from a worker thread.
         await asyncio.to_thread(self.notify, context)
+
+
+class DecisionRequestedNotifier(BaseNotifier):
+    """Posted when a human-in-the-loop task starts waiting: who must decide, the options, the link, the default."""
+
+    template_fields = ("title", "if_unanswered")
+
+    def __init__(self, title: str, if_unanswered: str, severity: str = "info", conn_id: str | None = None,
+                 context=None):
+        super().__init__(context=context)
+        self.title = title
+        self.if_unanswered = if_unanswered
+        self.severity = severity
+        self.conn_id = conn_id
+
+    def notify(self, context: Mapping[str, Any]) -> None:
+        from include.core import config
+        from include.core.alerting import Alert, RunRef, Severity, post
+
+        task = context.get("task")
+        ref = RunRef.from_context(context)
+        facts = {"options": " · ".join(getattr(task, "options", None) or []),
+                 "if nobody answers": self.if_unanswered,
+                 "answer in the Airflow UI": ref.required_actions_url or "n/a"}
+        post(Alert(Severity(self.severity), self.title, facts, ref), conn_id=self.conn_id or config.SLACK_CONN_ID)
 
 
 def _as_dict(value: Any) -> dict:

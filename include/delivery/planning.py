@@ -28,6 +28,7 @@ class PlanResult:
     by_shard: dict[str, int] = field(default_factory=dict)
     by_segment: dict[str, int] = field(default_factory=dict)
     max_jitter_ms: int = 0
+    ramps: list[dict] = field(default_factory=list)  # quality-cooldown caps applied (cooldown_store.apply_to_plan)
 
     @property
     def imbalance(self) -> float:
@@ -55,8 +56,11 @@ def build_plan(engine: Engine, business_date: dt.date, templates: dict[str, str]
         written = conn.execute(query("plan/build"), {
             "business_date": business_date, "templates": json.dumps(templates),
             "default_language": default_language, "window_ms": jitter_window_s * 1000}).rowcount
+        from include.delivery.cooldown_store import apply_to_plan
+
+        ramps = apply_to_plan(conn, business_date)  # ramped numbers keep share% of their share; overflow moves
         stats = conn.execute(query("plan/stats"), {"business_date": business_date}).fetchall()
-    result = PlanResult(business_date, written, removed, total=sum(r.rows for r in stats))
+    result = PlanResult(business_date, written, removed, total=sum(r.rows for r in stats), ramps=ramps)
     for r in stats:
         key = f"{r.shard}:{r.phone_number_id}"
         result.by_shard[key] = result.by_shard.get(key, 0) + r.rows

@@ -95,6 +95,9 @@ def whatsapp_numbers(engine: Engine, client: WhatsAppClient, business_date: dt.d
     """Quality rating, status and throughput per number; RED rotates to the hot spare; tier vs recipients."""
     result = CheckResult("whatsapp_numbers")
     statuses = numbers.refresh_numbers(engine, client)
+    from include.delivery.cooldown_store import open_ramps
+
+    in_cooldown = {r.phone_number_id for r in open_ramps(engine)}
     for n in statuses:
         label = f"{n.display_phone} ({n.phone_number_id}, {n.role}{'' if n.shard is None else f' shard {n.shard}'})"
         if n.error:
@@ -105,7 +108,11 @@ def whatsapp_numbers(engine: Engine, client: WhatsAppClient, business_date: dt.d
             result.escalate(Severity.P0, f"{label} is {n.status}")
         if n.quality_rating == "YELLOW":
             result.escalate(Severity.P1, f"{label} quality YELLOW: watch complaints and pause marketing variants")
-        if n.quality_rating == "RED" or (n.status != "CONNECTED" and n.role == "primary"):
+        if n.quality_rating == "RED" and n.phone_number_id in in_cooldown:
+            # Its recovery plan resets to 0% (check_number_ramps): the cover carries its share, no rotation.
+            result.escalate(Severity.P0, f"{label} is RED again during its quality cooldown: share reset to 0%, "
+                                         "its rows go to the cover (check_number_ramps)")
+        elif n.quality_rating == "RED" or (n.status != "CONNECTED" and n.role == "primary"):
             if n.role == "primary":
                 try:
                     moved = numbers.rotate_to_hot_spare(engine, n.phone_number_id,
@@ -205,5 +212,46 @@ def prepare_queue(engine: Engine, business_date: dt.date, chosen_templates: dict
     if len(plan.by_segment) < len(config.SEGMENTS) and plan.total:
         missing = sorted(set(config.SEGMENTS) - set(plan.by_segment))
         result.escalate(Severity.P1, f"segment group(s) without recipients: {', '.join(missing)}")
+    for r in plan.ramps:
+        result.facts[f"ramp {r['number']}"] = (f"{r['share_pct']}% of {r['normal_share']}: kept {r['kept']}, "
+                                               f"moved {r['moved'] or 'none'}")
+        if r["unplaced"]:
+            result.escalate(Severity.P1, f"{r['number']} is ramping at {r['share_pct']}% but {r['unplaced']} "
+                                         "row(s) of its share found no capacity on the hot spare or healthy "
+                                         "numbers: they stay on it, above its ramp")
     result.summary = f"{plan.total} advisors planned on {len(plan.by_shard)} shards"
+    return result
+
+
+def number_ramps(engine: Engine, client: WhatsAppClient, business_date: dt.date, actor: str) -> CheckResult:
+    """Quality-drop runbook: record new drops (cooldown, content review, backup template, non-critical sends
+    held), judge each open ramp for the day, and show every ramp (share, cooldown, cover) in the summary."""
+    from include.delivery import cooldown_store
+
+    result = CheckResult("number_ramps")
+    for d in cooldown_store.record_drops(engine, business_date, actor):
+        result.escalate(Severity.P1, f"{d.display_phone} quality {d.quality}: cooldown at 0% until "
+                                     f"{d.cooldown_until.astimezone(config.IST):%Y-%m-%d %H:%M} IST, then +"
+                                     f"{config.COOLDOWN_STEP_PCT}% per GREEN day; canary and re-sends paused on it; "
+                                     f"backup template preferred; content review ({d.review.get('packs', 0)} "
+                                     f"pack-days, {d.review.get('with_findings', 0)} with findings): "
+                                     f"{d.review.get('html')}")
+    qualities = {}
+    for r in cooldown_store.open_ramps(engine):
+        if not r.active:  # retired numbers are not refreshed with the others: ask WhatsApp
+            try:
+                qualities[r.phone_number_id] = client.get_phone_number(r.phone_number_id).quality_rating
+            except WhatsAppError as exc:
+                result.escalate(Severity.P1, f"{r.display_phone}: quality unavailable for its ramp: {exc}")
+    lines = []
+    for r in cooldown_store.evaluate_day(engine, business_date, qualities, actor):
+        state = ("ended: back to 100%" if r["ended"] else
+                 f"{r['share_pct']}%" + (f", cooldown until {r['cooldown_until'].astimezone(config.IST):%m-%d %H:%M}"
+                                         if r["share_pct"] == 0 else ""))
+        cover = f", cover {r['cover']} (shard {r['cover_shard']})" if r.get("cover") else ""
+        result.facts[f"ramp {r['number']}"] = f"{r['quality']}: {r['decision']}; {state}{cover}"
+        lines.append(f"{r['number']} {state}")
+        if not r["ended"] and not r.get("cover") and r["share_pct"] < 100:
+            result.facts[f"ramp {r['number']} overflow"] = "no hot spare to cover: other healthy numbers take it"
+    result.summary = ("no number in quality cooldown" if not lines else "ramps: " + "; ".join(lines))
     return result

@@ -47,6 +47,17 @@ def check_whatsapp_numbers(context: Mapping[str, Any]) -> dict:
         return _record(whatsapp_numbers(engine, client, day, acting_user(context)), day, context)
 
 
+def check_number_ramps(context: Mapping[str, Any]) -> dict:
+    """Quality-drop cooldowns: record drops, judge each ramp for the day, arrange covers (before the plan)."""
+    from include.core.dagkit import acting_user
+    from include.delivery.pre_delivery_check import number_ramps
+
+    engine, client = _engine_and_client()
+    day = business_date(context, TODAY)
+    with client:
+        return _record(number_ramps(engine, client, day, acting_user(context)), day, context)
+
+
 def check_templates(context: Mapping[str, Any]) -> dict:
     from include.delivery.pre_delivery_check import template_check
 
@@ -75,6 +86,16 @@ def prepare_delivery_queue(template_result: dict | None, context: Mapping[str, A
     window = int((context.get("params") or {}).get("jitter_window_s") or config.JITTER_WINDOW_SECONDS)
     result = prepare_queue(get_engine(), day, (template_result or {}).get("chosen_templates") or {}, window)
     return _record(result, day, context)
+
+
+def check_spend_budget(context: Mapping[str, Any]) -> dict:
+    """05:50 spend projection: today's plan x the rate card, on top of today's and this month's spend so far;
+    P1 when sending it would exceed the daily or monthly budget (include/delivery/budget.py)."""
+    from include.core.db import get_engine
+    from include.delivery.budget import projection_check
+
+    day = business_date(context, TODAY)
+    return _record(projection_check(get_engine(), day), day, context)
 
 
 def delivery_plan_extra(result: Mapping[str, Any], context: Mapping[str, Any]) -> dict:
@@ -132,7 +153,7 @@ def fanout_tasks(backfill: bool):
     # (Airflow renders map_index_template before execution too, apache/airflow#57208), not only at the end.
     @task(map_index_template="{{ task.op_kwargs['unit']['label'] }}", retries=3,
           retry_delay=dt.timedelta(seconds=5), retry_exponential_backoff=0,
-          pool=config.POOL_SENDERS, execution_timeout=sender_execution_timeout())
+          pool=config.POOL_SENDERS, queue=config.QUEUE_DELIVERY, execution_timeout=sender_execution_timeout())
     def send_shard(unit: dict) -> dict:
         from include.delivery.fanout import run_send_shard
 
@@ -154,3 +175,44 @@ def fanout_tasks(backfill: bool):
         fail(get_current_context())
 
     return prepare_send_queue, send_shard, validate_delivery_sla, fail_run_if_a_task_failed
+
+
+# -- delivery_fanout: a late scheduled start asks on-call (human-in-the-loop) ----------------------------------
+def late_start_tasks():
+    """`check_start_time` → `ask_on_call_to_send_late` (HITL, Send now / Skip today, no answer = skip) →
+    `act_on_on_call_answer` → `prepare_send_queue` or `skip_late_run`. Only the scheduled DAG has them."""
+    from airflow.providers.standard.operators.hitl import HITLOperator
+    from airflow.sdk import get_current_context, task
+
+    from include.core.dagkit import HITL_RETRIES
+    from include.core.notifiers import DecisionRequestedNotifier
+    from include.delivery import late_start
+
+    @task.branch(task_id=late_start.CHECK_TASK)
+    def check_start_time() -> str:
+        return late_start.check_start_time(get_current_context())
+
+    lateness = f"ti.xcom_pull(task_ids='{late_start.CHECK_TASK}', key='lateness')"
+    ask = HITLOperator(
+        task_id=late_start.ASK_TASK,
+        subject=f"Late fan-out: send today's packs now? ({{{{ ({lateness} or {{}}).get('minutes') }}}} min late)",
+        body=f"{{{{ ({lateness} or {{}}).get('text', '') }}}}",
+        options=late_start.OPTIONS, defaults=late_start.DEFAULT,
+        response_timeout=dt.timedelta(seconds=config.FANOUT_LATE_DECISION_TIMEOUT_S),
+        notifiers=[DecisionRequestedNotifier(
+            title="On-call: a late scheduled fan-out waits for your decision (Send now / Skip today)",
+            if_unanswered=f"after {config.FANOUT_LATE_DECISION_TIMEOUT_S // 60} min: Skip today, nothing sent")],
+        execution_timeout=dt.timedelta(minutes=5), **HITL_RETRIES)
+
+    @task.branch(task_id=late_start.ACT_TASK)
+    def act_on_on_call_answer() -> str:
+        return late_start.act_on_answer(get_current_context())
+
+    @task(task_id=late_start.SKIP_TASK)
+    def skip_late_run() -> dict:
+        from include.core.db import get_engine
+
+        ctx = get_current_context()
+        return late_start.skip_late_run(get_engine(), ctx, business_date(ctx, TODAY))
+
+    return check_start_time, ask, act_on_on_call_answer, skip_late_run

@@ -33,7 +33,8 @@ from include.incidents import escalation as esc
 
 log = logging.getLogger(__name__)
 
-TIMELINE_KINDS = ("alert", "page", "escalation", "ack", "operator_action", "resolved", "reminder")
+TIMELINE_KINDS = ("alert", "page", "escalation", "ack", "operator_action", "resolved", "reminder",
+                  "ack_request")  # a UI acknowledgement request, its decline or lapse (migration 0017)
 
 
 @dataclass(frozen=True)

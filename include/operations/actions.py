@@ -8,6 +8,7 @@ from sqlalchemy.engine import Engine
 
 from include.core import audit
 from include.core.db import query
+from include.delivery.cooldown_store import held_numbers, record_hold
 from include.delivery.kill_switch import require_reason
 from include.delivery.fanout.error_policy import retryable_code
 from include.whatsapp.client import ERROR_CLASSES
@@ -22,10 +23,17 @@ def retry_failed_deliveries(engine: Engine, business_date: dt.date, reason: str,
         retry = sorted(c for c in codes if retryable_code(c))
         kept = {str(c): n for c, n in codes.items() if c not in retry}
         unknown = sorted(str(c) for c in codes if c not in ERROR_CLASSES)
-        requeued = conn.execute(query("deliveries/requeue_codes"),
-                                {"business_date": business_date, "codes": retry}).rowcount if retry else 0
+        held = held_numbers(engine, "resend")  # re-sends are paused on a number whose quality dropped
+        held_counts = {r.phone_number_id: r.n for r in conn.execute(
+            query("cooldown/failed_by_number"), {"business_date": business_date, "codes": retry})
+            if r.phone_number_id in held} if retry else {}
+        for number, n in held_counts.items():
+            record_hold(conn, business_date, number, "resend", n, held[number], actor)
+        requeued = conn.execute(query("deliveries/requeue_codes"), {
+            "business_date": business_date, "codes": retry, "held_numbers": sorted(held)}).rowcount if retry else 0
         details = {"business_date": business_date, "requeued": requeued, "retryable_codes": retry,
-                   "left_failed_by_code": kept, "unknown_codes_kept": unknown}
+                   "left_failed_by_code": kept, "unknown_codes_kept": unknown,
+                   "held_by_quality_cooldown": {held[k]: v for k, v in held_counts.items()}}
         audit.record(conn, actor, "retry_failed_deliveries", str(business_date), why, details)
     return details
 

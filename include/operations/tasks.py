@@ -19,9 +19,12 @@ def pause_or_resume_sending(paused: bool, context: Mapping[str, Any]) -> dict:
     """ops_pause_sending / ops_resume_sending: flip the kill switch (reason required, audited, told to Slack)."""
     from include.delivery.kill_switch import flip_sending
 
-    with fail_fast_on_bad_input():
-        state, _ = flip_sending(get_engine(), paused, _params(context).get("reason", ""), acting_user(context), context)
-    return {"paused": state.paused, "reason": state.reason, "changed_by": state.changed_by}
+    p = _params(context)
+    with fail_fast_on_bad_input():  # a resume of a budget stop without budget_override_reason is refused here too
+        state, _ = flip_sending(get_engine(), paused, p.get("reason", ""), acting_user(context), context,
+                                budget_override=None if paused else p.get("budget_override_reason"))
+    return {"paused": state.paused, "reason": state.reason, "changed_by": state.changed_by,
+            **({"budget_override": state.budget_override} if state.budget_override is not None else {})}
 
 
 def retry_failed_deliveries(context: Mapping[str, Any]) -> dict:
@@ -43,6 +46,20 @@ def rotate_number(context: Mapping[str, Any]) -> dict:
         return move_between_numbers(get_engine(), business_date(context, OPERATOR), p.get("from_number", ""),
                                     p.get("to_number", ""), require_reason(p.get("reason", "")),
                                     acting_user(context))
+
+
+def override_number_ramp(context: Mapping[str, Any]) -> dict:
+    """ops_override_number_ramp: set a ramped number's share, or end its quality cooldown, audited."""
+    from include.delivery.cooldown_store import override
+
+    p = _params(context)
+    with fail_fast_on_bad_input():
+        choice = str(p.get("share_percent") or "").strip().lower()
+        end = choice == "end cooldown"
+        if not end and choice not in ("0", "25", "50", "75", "100"):
+            raise ValueError(f"share_percent must be 0, 25, 50, 75, 100 or 'end cooldown', got {choice!r}")
+        return override(get_engine(), str(p.get("number") or "").strip(), None if end else int(choice), end,
+                        p.get("reason", ""), acting_user(context))
 
 
 def settle_unknown_deliveries(context: Mapping[str, Any]) -> dict:

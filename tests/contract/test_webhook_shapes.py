@@ -144,6 +144,21 @@ def test_failed_by_webhook_research_outcomes_use_the_full_errors_shape(sandbox, 
     assert "contacts" not in value_of(failed)  # omitted entirely for failed statuses
 
 
+def test_pricing_carries_the_template_category_billed_once_per_message(sandbox, recorder):
+    """The spend budget bills from `pricing` (include/delivery/budget.py): a UTILITY template's statuses say
+    category utility, on sent and delivered only (read carries none when delivered did)."""
+    sandbox.admin.post("/_sandbox/templates/daily_pack_v1", json={"language": "en", "category": "UTILITY"}
+                       ).raise_for_status()
+    sandbox.configure(webhooks={"read_rate": 1.0})
+    wamid = send(sandbox, ADVISOR)
+    sent = wait_payload(recorder, status_webhook("sent", wamid))
+    assert_shape("webhook_status_sent_utility_pricing.json", sent)
+    delivered = wait_payload(recorder, status_webhook("delivered", wamid))
+    read = wait_payload(recorder, status_webhook("read", wamid))
+    assert value_of(delivered)["statuses"][0]["pricing"]["category"] == "utility"
+    assert "pricing" not in value_of(read)["statuses"][0]
+
+
 # -- inbound messages -----------------------------------------------------------------------------------------
 def test_inbound_text(sandbox, recorder):
     sandbox.admin.post("/_sandbox/inbound", json={"from": ADVISOR, "text": "STOP"}).raise_for_status()

@@ -35,7 +35,9 @@ EXPECTED_DAG_IDS = {
     "daily_backup", "weekly_maintenance", "monthly_maintenance",
     "ops_backfill_delivery", "ops_bulk_approve", "ops_pause_sending", "ops_resume_sending",
     "ops_retry_failed_deliveries", "ops_rotate_number", "ops_settle_unknown_deliveries", "ops_run_business_day",
-    "incident_escalation", "ops_edit_oncall_roster",
+    "incident_escalation", "ops_edit_oncall_roster", "incident_acknowledgement", "nightly_bulk_approval_offer",
+    "ops_security_incident",
+    "ops_override_number_ramp", "advisor_delay_notices",
 }
 
 

@@ -35,7 +35,8 @@ def test_healthy_world_passes_and_writes_the_plan(dag, app_db, sandbox, airflow_
     dr = run(dag)
     assert dr.state == "success"
     got = checks(app_db)
-    assert set(got) == {"system_health", "whatsapp_numbers", "templates", "content_ready", "queue_preparation"}
+    assert set(got) == {"system_health", "whatsapp_numbers", "templates", "content_ready", "queue_preparation",
+                        "number_ramps", "spend_budget"}
     assert all(c.ok for c in got.values()), got
     eligible = scalar(app_db, "SELECT count(*) FROM eligible_advisors")
     assert scalar(app_db, "SELECT count(*) FROM delivery_plan WHERE business_date = :d", d=DAY) == eligible

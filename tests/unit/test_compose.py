@@ -86,3 +86,27 @@ def test_the_default_and_documented_whatsapp_connections_have_what_the_webhook_r
         monkeypatch.setenv("AIRFLOW_CONN_WHATSAPP_CLOUD", conn)
         secrets = secrets_from_connection()
         assert secrets.app_secret and secrets.verify_token
+
+
+def test_celery_workers_use_the_same_queue_layout_as_make_run():
+    """Two workers, as `make run EXECUTOR=celery` starts them: `delivery` (send_shard only) and `default`."""
+    import json
+
+    from devtools.devstack.celery_stack import WORKERS
+    from include.core import config
+
+    res = _config(ROOT / "docker-compose.yml", **REQUIRED_SECRETS)
+    assert res.returncode == 0, res.stderr
+    services = json.loads(res.stdout)["services"]
+    queues = {}
+    for name, svc in services.items():
+        cmd = svc.get("command") or []
+        if cmd[:2] == ["celery", "worker"]:
+            assert "--queues" in cmd, (name, cmd)
+            queues[cmd[cmd.index("--queues") + 1]] = name
+    assert set(queues) == {w.queue for w in WORKERS} == {config.QUEUE_DELIVERY, config.QUEUE_DEFAULT}, queues
+    assert services["airflow-scheduler"]["environment"]["AIRFLOW__OPERATORS__DEFAULT_QUEUE"] == config.QUEUE_DEFAULT
+    from devtools.devstack.celery_stack import HEARTBEAT_TIMEOUT_S
+
+    timeout = services["airflow-scheduler"]["environment"]["AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT"]
+    assert timeout == HEARTBEAT_TIMEOUT_S and int(timeout) < 300, timeout  # a lost worker is noticed in the window

@@ -15,8 +15,8 @@ the tests read.
 from include.delivery.fanout.error_policy import Action, Kind, backoff_s, decide, retryable_code
 from include.delivery.fanout.pacing import ShardSender, image_link
 from include.delivery.fanout.tasks import (
-    LateStart, fail_run_if_a_task_failed, refuse_dates_other_than_today, refuse_generic_backfill,
-    refuse_late_scheduled_start, run_async, run_prepare_send_queue, run_send_shard, send_unit, validate_sla,
+    fail_run_if_a_task_failed, refuse_dates_other_than_today, refuse_generic_backfill,
+    run_async, run_prepare_send_queue, run_send_shard, send_unit, validate_sla,
 )
 from include.delivery.fanout.units import (
     AuthFailure, SenderOptions, Unit, UnitIncomplete, UnitResult, enqueue, prepare_fanout, units_for,
@@ -24,9 +24,9 @@ from include.delivery.fanout.units import (
 from include.delivery.fanout.work_queue import TRANSIENT_DB_ERRORS, CanaryQueue, DeliveryQueue, WorkQueue
 
 __all__ = [
-    "TRANSIENT_DB_ERRORS", "Action", "AuthFailure", "CanaryQueue", "DeliveryQueue", "Kind", "LateStart",
+    "TRANSIENT_DB_ERRORS", "Action", "AuthFailure", "CanaryQueue", "DeliveryQueue", "Kind",
     "SenderOptions", "ShardSender", "Unit", "UnitIncomplete", "UnitResult", "WorkQueue", "backoff_s", "decide",
     "enqueue", "fail_run_if_a_task_failed", "image_link", "prepare_fanout", "refuse_dates_other_than_today",
-    "refuse_generic_backfill", "refuse_late_scheduled_start", "retryable_code", "run_async",
+    "refuse_generic_backfill", "retryable_code", "run_async",
     "run_prepare_send_queue", "run_send_shard", "send_unit", "units_for", "validate_sla",
 ]

@@ -42,6 +42,7 @@ class ControlPlane:
         self.monitored = monitored  # in-window failure-rate paging applies to the advisors' fan-out only
         self._last_number_check = 0.0
         self._last_monitor = 0.0
+        self._last_budget = 0.0
         self._tier_seen: str | None = None  # the last messaging tier checked against the plan
 
     def alert_once(self, key: str, alert: Alert) -> None:
@@ -109,6 +110,22 @@ class ControlPlane:
         if template:
             old, language, err = template
             self._switch_template(old, language, f"rejected by the API ({err.code}: {err})", sync_first=True)
+        if now - self._last_budget >= config.BUDGET_CHECK_S:
+            # The spend budget is checked here, in every sender's slow lane (also the canary's: all sends cost):
+            # cheap (watermarked ledger refresh under a try-lock, totals over <= 31 rows), off the pacing loop, and
+            # the kill switch it engages is seen by every sender's own 0.25 s poll. See include/delivery/budget.py.
+            self._last_budget = now
+            from include.delivery import budget
+
+            try:
+                budget.check_budget(self.engine, self.context)
+            except TRANSIENT_DB_ERRORS:
+                raise
+            except Exception as exc:  # a broken guard must not stop the sends: it pages instead
+                log.exception("%s: spend budget check failed", self.unit.label)
+                self.alert_once("budget-guard-failed", Alert(
+                    Severity.P1, "Spend budget guard failing: spend is not being checked during this run",
+                    {"error": f"{type(exc).__name__}: {exc}"[:300]}, RunRef.from_context(self.context)))
         if self.monitored and now - self._last_monitor >= 5.0:
             self._last_monitor = now
             from include.delivery.monitoring import check_window

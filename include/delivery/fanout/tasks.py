@@ -9,7 +9,6 @@ from types import SimpleNamespace
 
 from sqlalchemy.engine import Engine
 
-from include.core import config
 from include.core.alerting import Alert, RunRef, Severity, post
 from include.core.db import query
 from include.delivery.fanout.pacing import ShardSender
@@ -31,34 +30,6 @@ def run_async(coro):
     except ImportError:
         return asyncio.run(coro)
     return uvloop.run(coro)
-
-
-class LateStart(RuntimeError):
-    """A scheduled fan-out started too long after its slot to send without a person deciding."""
-
-
-def refuse_late_scheduled_start(context: dict, now: dt.datetime | None = None,
-                                max_late_s: int | None = None) -> None:
-    """Stop a *scheduled* run that starts more than `max_late_s` after its slot (scheduler down at 06:00
-    and back at 14:00: Airflow runs the missed slot at once even with catchup=False). Posts a P0 and
-    raises LateStart; manual runs and ops_backfill_delivery are operators' decisions and always proceed."""
-    max_late_s = config.FANOUT_MAX_LATE_START_S if max_late_s is None else max_late_s
-    from include.core.dagkit import run_type
-
-    dag_run = context.get("dag_run")
-    run_after = getattr(dag_run, "run_after", None)
-    if run_type(dag_run) != "scheduled" or run_after is None:
-        return
-    late_s = ((now or dt.datetime.now(dt.UTC)) - run_after).total_seconds()
-    if late_s <= max_late_s:
-        return
-    minutes = int(late_s // 60)
-    post(Alert(Severity.P0, f"Scheduled fan-out started {minutes} min late: nothing sent automatically",
-               {"slot": run_after.isoformat(), "allowed lateness": f"{max_late_s // 60} min",
-                "to send anyway": "trigger ops_backfill_delivery with the business date and a reason"},
-               RunRef.from_context(context)))
-    raise LateStart(f"scheduled run started {minutes} min after its slot (limit {max_late_s // 60} min); "
-                    "use ops_backfill_delivery to send this date deliberately")
 
 
 def refuse_dates_other_than_today(requested: dt.date, today: dt.date) -> None:
@@ -92,10 +63,14 @@ def run_prepare_send_queue(context: dict, business_date: dt.date, scheduled_dag:
     from include.core.db import get_engine
 
     if scheduled_dag:
+        from include.delivery import late_start
+
         try:
-            refuse_late_scheduled_start(context)
-        except LateStart as exc:
+            approver = late_start.require_decision(context)
+        except late_start.LateStart as exc:
             raise AirflowFailException(str(exc)) from exc  # retrying later would only be later
+        if approver:
+            late_start.audit_late_send(get_engine(), context, business_date, approver)
         with fail_fast_on_bad_input():
             refuse_generic_backfill(context)
             if (context.get("params") or {}).get("business_date"):
@@ -127,6 +102,12 @@ def validate_sla(engine: Engine, business_date: dt.date, context: dict | None = 
     s = SimpleNamespace(**measured.figures)
     with engine.connect() as conn:
         reasons = conn.execute(query("fanout/outcome_reasons"), {"business_date": business_date}).fetchall()
+    ti = (context or {}).get("ti")
+    if ti is not None and ti.xcom_pull(task_ids="skip_late_run"):
+        # A late scheduled run that on-call skipped (or nobody answered): its P0 and the skip are already out.
+        from airflow.sdk.exceptions import AirflowSkipException
+
+        raise AirflowSkipException(f"late start skipped by decision: nothing was sent for {business_date}")
     if s.queued_total == 0 and s.planned > 0 and context is not None:
         from include.core.dagkit import run_type
 

@@ -1,1 +1,1 @@
-SELECT paused, reason, changed_by, changed_at FROM ops_controls WHERE control = 'sending'
+SELECT paused, reason, changed_by, changed_at, cause FROM ops_controls WHERE control = 'sending'

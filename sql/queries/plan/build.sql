@@ -10,6 +10,8 @@ WITH numbers AS (
            count(*) OVER () AS n
     FROM sending_numbers
     WHERE role = 'primary' AND active
+      -- a cooldown cover serves an overflow shard only (include/delivery/cooldown_store.py apply_to_plan)
+      AND NOT EXISTS (SELECT 1 FROM number_ramps r WHERE r.cover_number = sending_numbers.phone_number_id AND r.ended_at IS NULL)
 ), ranked AS (
     SELECT a.advisor_id, a.segment, a.language, x.pack_id, x.render_id, x.source,
            row_number() OVER (ORDER BY a.advisor_id) - 1 AS rn
