@@ -1,8 +1,15 @@
 """The WhatsApp webhook receiver: the endpoint Meta calls with message statuses and inbound messages.
 
-Served by the Airflow api-server as a plugin FastAPI app (plugins/whatsapp_webhook.py) at
-`/whatsapp/webhook`, so there is no extra service to run; it can equally be run alone with uvicorn
-(`create_app` takes its engine and secrets explicitly), which the tests and the benchmark do.
+Where it runs: in production its own process behind the public URL (`standalone_app`, under uvicorn; README
+"Where the receiver runs"), because inside the api-server Airflow's middlewares cost about ten times the ingest
+itself (bench/webhook_receiver.py measures both). `make run` and the tests also serve it from the api-server as a
+plugin FastAPI app (plugins/whatsapp_webhook.py) at `/whatsapp/webhook`; `create_app` takes its engine and
+secrets explicitly, so it runs alone under uvicorn too (tests, benchmark).
+
+Per event it does little before the 200 (issue 19: >= 6,000 events/s on 2 cores): POST /webhook is answered
+straight from ASGI (`ReceiverApp.__call__`, not FastAPI's router and middlewares), the signature is one C HMAC,
+the body is decoded by msgspec, and requests arriving together are stored by one set-based INSERT (the batch as
+one jsonb array, webhooks/insert_events) on an asyncio psycopg connection kept by each writer.
 
 * GET answers Meta's verification handshake (hub.mode / hub.verify_token / hub.challenge).
 * POST verifies `X-Hub-Signature-256` over the raw body with the app secret: 401 when missing, 403
@@ -17,8 +24,8 @@ Served by the Airflow api-server as a plugin FastAPI app (plugins/whatsapp_webho
 * Every event is stored in `webhook_events`, deduplicated on wamid + status + timestamp (statuses),
   message id (inbound), wa_id + preference + timestamp (user_preferences) or, for lifecycle webhooks (which
   carry no event id), what changed + entry.time, and committed before the 200: a 200 means durable.
-  Requests arriving together share one transaction (group commit), which is what keeps 1,000+ events/s
-  cheap.
+  Requests arriving together share one transaction (group commit, at most WEBHOOK_MAX_BATCH_EVENTS events;
+  WEBHOOK_WRITERS transactions at once), which is what keeps thousands of events a second cheap.
 * Opt-outs put the number on `do_not_contact` in the same transaction as their event, with the event as
   `source_event_id`: an inbound opt-out reply (STOP and the configured keywords, English and Hindi;
   source 'inbound_opt_out'), a `failed` status with error 131050 "user has stopped marketing messages"
@@ -49,9 +56,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+import msgspec
+import psycopg
 from fastapi import Depends, FastAPI, Request
 from fastapi.responses import JSONResponse, PlainTextResponse
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Connection, Engine
 
 from include.core import config
 from include.core.db import query
@@ -84,10 +93,15 @@ class ReceiverSecrets:
 
 
 def signature_ok(raw: bytes, header: str | None, app_secret: str) -> bool:
+    """`header` is `sha256=<hex HMAC-SHA256 of raw with app_secret>` (hex in either case). One-shot C digest
+    and a constant-time compare of the 32 bytes."""
     if not header or not header.startswith("sha256="):
         return False
-    expected = hmac.new(app_secret.encode(), raw, hashlib.sha256).hexdigest()
-    return hmac.compare_digest(header[len("sha256="):].strip().lower(), expected)
+    try:
+        given = bytes.fromhex(header[7:].strip())
+    except ValueError:
+        return False
+    return hmac.compare_digest(given, hmac.digest(app_secret.encode(), raw, "sha256"))
 
 
 def signed_with(raw: bytes, header: str | None, secrets: ReceiverSecrets, now: dt.datetime | None = None) -> str | None:
@@ -541,96 +555,216 @@ def _apply_lifecycle(conn, events: list[tuple[ParsedEvent, int]]) -> int:
     return applied
 
 
-def store(engine: Engine, batch: list[tuple[ParsedEvent, str]]) -> tuple[int, int, int]:
+_encode = msgspec.json.Encoder().encode
+
+
+def _insert_param(batch: list[tuple[ParsedEvent, str]]) -> tuple[str, dict[int, list[str]]]:
+    """The batch as ONE JSON array of rows for webhooks/insert_events (a single C encode instead of a Python
+    adapter call per value), and each request's dedupe keys in order (keyed by id() of its body).
+
+    A request's events share its body object (`raw`); the body is sent and stored once per request, on its
+    first event, and the others carry 'sha256:<hex>' of it."""
+    rows: list[list] = []
+    requests: dict[int, list[str]] = {}
+    refs: dict[int, str] = {}
+    for ev, raw in batch:
+        keys = requests.setdefault(id(raw), [])
+        if not keys:
+            body: str = raw
+        else:
+            body = refs.get(id(raw)) or refs.setdefault(id(raw), "sha256:" + hashlib.sha256(raw.encode()).hexdigest())
+        keys.append(ev.dedupe_key)
+        rows.append([ev.dedupe_key, ev.kind, ev.wamid, ev.status, ev.from_phone, ev.event_ts, ev.biz_opaque,
+                     ev.payload, body])
+    return _encode(rows).decode(), requests
+
+
+def store(db: Engine | Connection, batch: list[tuple[ParsedEvent, str]]) -> tuple[int, int, int]:
     """Insert events, the opt-outs they carry and the lifecycle state they report in one transaction:
     (stored, opt-outs, lifecycle changes). Only a newly stored event adds an opt-out or applies a lifecycle
     change, so a replay never re-adds a number an operator removed nor moves a template back.
 
-    A request's events share its body object (`raw`); the body is sent and stored once per request, on its
-    first event, and the others carry 'sha256:<hex>' of it (see webhooks/insert_events)."""
+    One set-based INSERT per batch (webhooks/insert_events: the rows as one jsonb array, duplicates skipped by
+    ON CONFLICT on the dedupe key, the new ones returned), then the opt-outs and lifecycle changes of the new
+    events, all before the commit."""
     if not batch:
         return 0, 0, 0
-    cols: dict[str, list] = {k: [] for k in ("dedupe_keys", "kinds", "wamids", "statuses", "from_phones", "event_ts",
-                                             "biz_opaques", "payloads", "raw_bodies")}
-    requests: dict[int, list[str]] = {}  # id(body) -> dedupe keys of its events, in order
-    refs: dict[int, str] = {}
-    for ev, raw in batch:
-        keys = requests.setdefault(id(raw), [])
-        if keys and id(raw) not in refs:
-            refs[id(raw)] = "sha256:" + hashlib.sha256(raw.encode()).hexdigest()
-        keys.append(ev.dedupe_key)
-        cols["dedupe_keys"].append(ev.dedupe_key)
-        cols["kinds"].append(ev.kind)
-        cols["wamids"].append(ev.wamid)
-        cols["statuses"].append(ev.status)
-        cols["from_phones"].append(ev.from_phone)
-        cols["event_ts"].append(ev.event_ts)
-        cols["biz_opaques"].append(ev.biz_opaque)
-        cols["payloads"].append(json.dumps(ev.payload))
-        cols["raw_bodies"].append(raw if len(keys) == 1 else refs[id(raw)])
-    bodies = {id(raw): raw for _, raw in batch}
-    with engine.begin() as conn:
-        new = {r.dedupe_key: r.event_id for r in conn.execute(query("webhooks/insert_events"), cols)}
-        orphaned = [(next(new[k] for k in keys if k in new), bodies[body_id]) for body_id, keys in requests.items()
-                    if keys[0] not in new and any(k in new for k in keys)]
-        if orphaned:
-            conn.execute(query("webhooks/attach_body"), {"event_ids": [o[0] for o in orphaned],
-                                                          "raw_bodies": [o[1] for o in orphaned]})
-        opt = [(ev.from_phone, ev.dnc[1], ev.dnc[0], new[ev.dedupe_key]) for ev, _ in batch
-               if ev.dnc and ev.from_phone and ev.dedupe_key in new]
-        added = 0
-        if opt:
-            added = len(conn.execute(query("webhooks/add_opt_outs"), {
-                "phones": [o[0] for o in opt], "reasons": [o[1] for o in opt], "sources": [o[2] for o in opt],
-                "event_ids": [o[3] for o in opt]}).fetchall())
-        changed = 0
-        life = {new[ev.dedupe_key]: ev for ev, _ in batch if ev.lifecycle and ev.dedupe_key in new}
-        if life:
-            changed = _apply_lifecycle(conn, [(ev, event_id) for event_id, ev in sorted(life.items())])
+    if isinstance(db, Engine):
+        with db.begin() as conn:
+            return _store(conn, batch)
+    with db.begin():
+        return _store(db, batch)
+
+
+def _orphans(new: dict[str, int], requests: dict[int, list[str]], bodies: dict[int, str]) -> dict | None:
+    """webhooks/attach_body parameters for the requests whose first event was a replay but that brought new
+    events: their body goes on their first new event. None when there are none (the usual case)."""
+    orphaned = [(next(new[k] for k in keys if k in new), bodies[body_id]) for body_id, keys in requests.items()
+                if keys[0] not in new and any(k in new for k in keys)]
+    if not orphaned:
+        return None
+    return {"event_ids": [o[0] for o in orphaned], "raw_bodies": [o[1] for o in orphaned]}
+
+
+def _opt_outs(batch: list[tuple[ParsedEvent, str]], new: dict[str, int]) -> dict | None:
+    """webhooks/add_opt_outs parameters for the newly stored events that opt their number out, or None."""
+    opt = [(ev.from_phone, ev.dnc[1], ev.dnc[0], new[ev.dedupe_key]) for ev, _ in batch
+           if ev.dnc and ev.from_phone and ev.dedupe_key in new]
+    if not opt:
+        return None
+    return {"phones": [o[0] for o in opt], "reasons": [o[1] for o in opt], "sources": [o[2] for o in opt],
+            "event_ids": [o[3] for o in opt]}
+
+
+def _store(conn: Connection, batch: list[tuple[ParsedEvent, str]]) -> tuple[int, int, int]:
+    events, requests = _insert_param(batch)
+    new = {r[1]: r[0] for r in conn.execute(query("webhooks/insert_events"), {"events": events})}
+    if (attach := _orphans(new, requests, {id(raw): raw for _, raw in batch})) is not None:
+        conn.execute(query("webhooks/attach_body"), attach)
+    added = 0
+    if (opt := _opt_outs(batch, new)) is not None:
+        added = len(conn.execute(query("webhooks/add_opt_outs"), opt).fetchall())
+    changed = 0
+    life = {new[ev.dedupe_key]: ev for ev, _ in batch if ev.lifecycle and ev.dedupe_key in new}
+    if life:
+        changed = _apply_lifecycle(conn, [(ev, event_id) for event_id, ev in sorted(life.items())])
     return len(new), added, changed
+
+
+@functools.cache
+def _psycopg_sql(name: str) -> str:
+    """A named query (sql/queries/<name>.sql) in psycopg's own %(name)s parameter style, read once."""
+    from sqlalchemy.dialects.postgresql import psycopg as dialect
+
+    return query(name).compile(dialect=dialect.dialect()).string
+
+
+async def store_async(conn: psycopg.AsyncConnection, batch: list[tuple[ParsedEvent, str]]) -> tuple[int, int]:
+    """`store` for a batch without lifecycle events, on an asyncio psycopg connection in autocommit mode.
+    (stored, opt-outs).
+
+    The usual batch (Meta sends a status per request: every request has one event, none opts out) is ONE
+    statement, which is its own transaction: one round trip, committed when it returns. Anything else (a
+    request with several events, whose body may need webhooks/attach_body, or an opt-out) runs the same
+    statements as `store` in one explicit transaction. (psycopg's pipeline mode, which would send BEGIN with the
+    INSERT, cost more CPU per batch here than the round trip it saves.)"""
+    events, requests = _insert_param(batch)
+    if all(len(keys) == 1 for keys in requests.values()) and not any(ev.dnc for ev, _ in batch):
+        cur = await conn.execute(_psycopg_sql("webhooks/insert_events"), {"events": events})
+        return len(await cur.fetchall()), 0
+    async with conn.transaction():
+        cur = await conn.execute(_psycopg_sql("webhooks/insert_events"), {"events": events})
+        new = {key: event_id for event_id, key in await cur.fetchall()}
+        if (attach := _orphans(new, requests, {id(raw): raw for _, raw in batch})) is not None:
+            await conn.execute(_psycopg_sql("webhooks/attach_body"), attach)
+        added = 0
+        if (opt := _opt_outs(batch, new)) is not None:
+            cur = await conn.execute(_psycopg_sql("webhooks/add_opt_outs"), opt)
+            added = len(await cur.fetchall())
+    return len(new), added
 
 
 def _failure(exc: BaseException) -> str:
     """An exception named without its text: a database error's text carries the statement's parameters,
     which here are webhook bodies with phone numbers."""
-    sqlstate = getattr(getattr(exc, "orig", None), "sqlstate", None)
+    sqlstate = getattr(getattr(exc, "orig", exc), "sqlstate", None)
     return f"{type(exc).__name__}" + (f" (sqlstate {sqlstate})" if sqlstate else "")
 
 
-class GroupCommitWriter:
-    """Requests wait for the commit of the batch they are in; one transaction per batch."""
+class _Slot:
+    """A writer's database connection (asyncio psycopg), kept between batches: no pool checkout, pre-ping or
+    worker thread per batch."""
 
-    def __init__(self, engine_factory: Callable[[], Engine], stats: ReceiverStats, max_batch: int = 500):
+    def __init__(self) -> None:
+        self.conn: psycopg.AsyncConnection | None = None
+        self.opened = 0.0
+
+    async def connection(self, engine_factory: Callable[[], Engine], renew_s: float) -> psycopg.AsyncConnection:
+        now = time.monotonic()
+        if self.conn is not None and (self.conn.closed or now - self.opened >= renew_s):
+            await self.close()
+        if self.conn is None:
+            # The engine's own connection parameters (URL, socket directory, credentials), psycopg's async class.
+            # The factory is asked only here: resolving the app_db connection is not per-batch work.
+            engine = engine_factory()
+            cargs, cparams = engine.dialect.create_connect_args(engine.url)
+            self.conn = await psycopg.AsyncConnection.connect(*cargs, **{"connect_timeout": 10, **cparams},
+                                                              autocommit=True)
+            self.opened = now
+        return self.conn
+
+    async def close(self) -> None:
+        conn, self.conn = self.conn, None
+        if conn is not None:
+            try:
+                await conn.close()
+            except Exception:  # a broken connection: nothing to close
+                log.debug("closing a webhook writer connection failed", exc_info=True)
+
+
+class GroupCommitWriter:
+    """Requests wait for the commit of the batch they are in; one transaction per batch (group commit).
+
+    `writers` batches may be committing at once, each on a connection of its own, on the event loop (asyncio
+    psycopg), kept between batches and renewed after `renew_s` (so a changed app_db connection is picked up); a
+    batch that fails drops its connection and the next one opens a new one. A batch with lifecycle events (a
+    few a day) is stored by the synchronous `store` in a worker thread instead. Concurrent batches are safe: the
+    dedupe key is unique (a replay in another batch waits for it and is skipped), and a deadlock between two of
+    them fails one batch, whose requests are then retried one by one like any failed batch."""
+
+    def __init__(self, engine_factory: Callable[[], Engine], stats: ReceiverStats, max_batch: int = 500,
+                 writers: int = 1, renew_s: float = 300.0):
         self.engine_factory = engine_factory
         self.stats = stats
         self.max_batch = max_batch
+        self.writers = max(1, writers)
+        self.renew_s = renew_s
         self._queue: asyncio.Queue[_Pending] | None = None
-        self._task: asyncio.Task | None = None
+        self._tasks: list[asyncio.Task] = []
 
     def _ensure_started(self) -> None:
-        # A mounted sub-app gets no lifespan events, so the writer starts with the first request.
-        if self._task is None or self._task.done():
+        # A mounted sub-app gets no lifespan events, so the writers start with the first request (and again on
+        # a new event loop, as in tests that serve the same app twice).
+        if not self._tasks or any(t.done() for t in self._tasks):
+            for t in self._tasks:
+                t.cancel()
             self._queue = asyncio.Queue()
-            self._task = asyncio.get_running_loop().create_task(self._run())
+            loop = asyncio.get_running_loop()
+            self._tasks = [loop.create_task(self._run(_Slot())) for _ in range(self.writers)]
 
     async def submit(self, events: list[ParsedEvent], raw: str) -> None:
         self._ensure_started()
         fut = asyncio.get_running_loop().create_future()
-        await self._queue.put(_Pending(events, raw, fut))
+        self._queue.put_nowait(_Pending(events, raw, fut))
         await fut
 
-    async def _run(self) -> None:
-        while True:
-            first = await self._queue.get()
-            group = [first]
-            while not self._queue.empty() and sum(len(p.events) for p in group) < self.max_batch:
-                group.append(self._queue.get_nowait())
-            await self._commit(group)
+    async def _run(self, slot: _Slot) -> None:
+        try:
+            while True:
+                first = await self._queue.get()
+                group, size = [first], len(first.events)
+                while size < self.max_batch and not self._queue.empty():
+                    p = self._queue.get_nowait()
+                    group.append(p)
+                    size += len(p.events)
+                await self._commit(group, slot)
+        finally:
+            await slot.close()
 
-    async def _commit(self, group: list[_Pending]) -> None:
+    async def _store(self, slot: _Slot, batch: list[tuple[ParsedEvent, str]]) -> tuple[int, int, int]:
+        if any(ev.lifecycle for ev, _ in batch):
+            return await asyncio.to_thread(store, self.engine_factory(), batch)
+        try:
+            conn = await slot.connection(self.engine_factory, self.renew_s)
+            return (*await store_async(conn, batch), 0)
+        except BaseException:
+            await slot.close()
+            raise
+
+    async def _commit(self, group: list[_Pending], slot: _Slot) -> None:
         batch = [(ev, p.raw) for p in group for ev in p.events]
         try:
-            stored, opted, changed = await asyncio.to_thread(store, self.engine_factory(), batch)
+            stored, opted, changed = await self._store(slot, batch)
         except Exception as exc:  # noqa: BLE001 - answered below: a 500 makes Meta retry later
             self.stats.store_failures += 1
             if len(group) > 1:
@@ -638,7 +772,7 @@ class GroupCommitWriter:
                 log.warning("storing %d webhook events from %d requests failed: %s; retrying per request",
                             len(batch), len(group), _failure(exc))
                 for p in group:
-                    await self._commit([p])
+                    await self._commit([p], slot)
                 return
             log.error("storing %d webhook events failed: %s", len(batch), _failure(exc))
             if not group[0].done.done():
@@ -681,11 +815,10 @@ class _BodyRejected(Exception):
         self.reason = reason
 
 
-async def read_capped_body(request: Request, limit: int) -> bytes:
-    """The request body, streamed, refused with 413 as soon as it would pass `limit` bytes: a declared
-    Content-Length above the limit is refused before reading anything, and a chunked or lying body is
-    cut off at the chunk that would cross the limit, so at most `limit` bytes are ever held."""
-    declared = request.headers.get("content-length")
+async def read_capped_body(receive: Callable[[], Any], declared: bytes | str | None, limit: int) -> bytes:
+    """The request body read from the ASGI `receive`, refused with 413 as soon as it would pass `limit` bytes:
+    a declared Content-Length above the limit is refused before reading anything, and a chunked or lying body
+    is cut off at the chunk that would cross the limit, so at most `limit` bytes are ever held."""
     if declared is not None:
         try:
             size = int(declared)
@@ -693,12 +826,64 @@ async def read_capped_body(request: Request, limit: int) -> bytes:
             raise _BodyRejected(400, "invalid Content-Length") from None
         if size > limit:
             raise _BodyRejected(413, f"body of {size} bytes is over the {limit}-byte limit")
-    buf = bytearray()
-    async for chunk in request.stream():
+    message = await receive()
+    if message["type"] != "http.request":
+        raise _BodyRejected(400, "client disconnected")
+    body = message.get("body", b"")
+    if len(body) > limit:
+        raise _BodyRejected(413, f"body over the {limit}-byte limit")
+    if not message.get("more_body", False):
+        return body  # the usual case: the whole body in one message, no copy
+    buf = bytearray(body)
+    while True:
+        message = await receive()
+        if message["type"] != "http.request":
+            raise _BodyRejected(400, "client disconnected")
+        chunk = message.get("body", b"")
         if len(buf) + len(chunk) > limit:
             raise _BodyRejected(413, f"body over the {limit}-byte limit")
         buf += chunk
-    return bytes(buf)
+        if not message.get("more_body", False):
+            return bytes(buf)
+
+
+def _decode(raw: bytes) -> tuple[str, list[ParsedEvent]]:
+    """The body as text (stored as raw_body) and its events; ValueError (msgspec's DecodeError is one) or
+    RecursionError for a body that is not a WhatsApp webhook."""
+    return raw.decode("utf-8"), parse_events(msgspec.json.decode(raw))
+
+
+_PLAIN = [(b"content-type", b"text/plain; charset=utf-8")]
+
+
+async def _send_text(send: Callable[[dict], Any], status: int, text: str) -> None:
+    body = text.encode()
+    await send({"type": "http.response.start", "status": status,
+                "headers": [*_PLAIN, (b"content-length", str(len(body)).encode())]})
+    await send({"type": "http.response.body", "body": body})
+
+
+def _route_path(scope: dict) -> str:
+    """The path inside this app: a mounted app (the api-server's /whatsapp) sees the prefix in root_path."""
+    path, root = scope["path"], scope.get("root_path", "")
+    return path[len(root):] if root and path.startswith(root) else path
+
+
+class ReceiverApp(FastAPI):
+    """The receiver's FastAPI app, with POST /webhook answered straight from ASGI: Meta's status webhooks are
+    thousands a second at 1,000 msg/s, and FastAPI's exception middlewares, router, Request and Response objects
+    cost more per request than the ingest itself. Every other route (the GET handshake, /webhook/stats) goes
+    through FastAPI; the declared POST route calls the same `ingest` (it is what an app reaching the router
+    directly would run, and it documents the route)."""
+
+    ingest: Callable[[dict, Callable[[], Any]], Any]
+
+    async def __call__(self, scope, receive, send) -> None:
+        if scope["type"] == "http" and scope["method"] == "POST" and _route_path(scope) == "/webhook":
+            status, text = await self.ingest(scope, receive)
+            await _send_text(send, status, text)
+            return
+        await super().__call__(scope, receive, send)
 
 
 def create_app(engine_factory: Callable[[], Engine] | None = None,
@@ -729,9 +914,58 @@ def create_app(engine_factory: Callable[[], Engine] | None = None,
         return cache["value"]
 
     stats = ReceiverStats()
-    writer = GroupCommitWriter(engine_factory, stats)
-    app = FastAPI(title="WhatsApp webhook receiver", docs_url=None, redoc_url=None, openapi_url=None)
+    writer = GroupCommitWriter(engine_factory, stats, max_batch=config.WEBHOOK_MAX_BATCH_EVENTS,
+                               writers=config.WEBHOOK_WRITERS)
+    app = ReceiverApp(title="WhatsApp webhook receiver", docs_url=None, redoc_url=None, openapi_url=None)
     app.state.stats = stats
+
+    async def ingest(scope: dict, receive: Callable[[], Any]) -> tuple[int, str]:
+        """POST /webhook: (status, text) of the answer. Signature before parsing, parsing before storing, and
+        the 200 only once the events are committed."""
+        stats.requests += 1
+        header = declared = None
+        for name, value in scope["headers"]:
+            if name == b"x-hub-signature-256":
+                header = value.decode("latin-1")
+            elif name == b"content-length":
+                declared = value
+        if not header:
+            stats.rejected_401 += 1
+            return 401, "missing X-Hub-Signature-256"
+        try:
+            raw = await read_capped_body(receive, declared, max_body_bytes)
+        except _BodyRejected as exc:
+            if exc.status == 413:
+                stats.rejected_413 += 1
+            else:
+                stats.bad_requests += 1
+            log.warning("webhook body refused (%d): %s", exc.status, exc.reason)
+            return exc.status, exc.reason
+        which = signed_with(raw, header, secrets())
+        if which is None:
+            stats.rejected_403 += 1
+            return 403, "signature mismatch"
+        if which == "previous":
+            stats.signed_with_previous_secret += 1  # Meta still signs with the old secret: rotation not done
+        try:
+            text, events = _decode(raw)
+        except (ValueError, RecursionError) as exc:  # JSON, UTF-8 and structure errors are all ValueErrors
+            # Signed by Meta but not understood: answer 400 so it is visible. The body holds phone numbers and
+            # message texts, so the log gets the reason, the size and a digest to find it, never the body.
+            stats.bad_requests += 1
+            reason = "nested too deeply" if isinstance(exc, RecursionError) else str(exc)
+            log.error("unparseable signed webhook (%s): %d bytes, sha256 %s", reason, len(raw),
+                      hashlib.sha256(raw).hexdigest())
+            return 400, f"bad webhook body: {reason}"
+        stats.events_received += len(events)
+        if events:
+            try:
+                await writer.submit(events, text)
+            except Exception:  # noqa: BLE001 - not stored: a 500 makes Meta retry later
+                return 500, "not stored, retry"
+        return 200, "ok"
+
+    app.ingest = ingest
 
     @app.get("/webhook")
     async def verify(request: Request):
@@ -743,44 +977,8 @@ def create_app(engine_factory: Callable[[], Engine] | None = None,
 
     @app.post("/webhook")
     async def receive(request: Request):
-        stats.requests += 1
-        header = request.headers.get("x-hub-signature-256")
-        if not header:
-            stats.rejected_401 += 1
-            return PlainTextResponse("missing X-Hub-Signature-256", status_code=401)
-        try:
-            raw = await read_capped_body(request, max_body_bytes)
-        except _BodyRejected as exc:
-            if exc.status == 413:
-                stats.rejected_413 += 1
-            else:
-                stats.bad_requests += 1
-            log.warning("webhook body refused (%d): %s", exc.status, exc.reason)
-            return PlainTextResponse(exc.reason, status_code=exc.status)
-        which = signed_with(raw, header, secrets())
-        if which is None:
-            stats.rejected_403 += 1
-            return PlainTextResponse("signature mismatch", status_code=403)
-        if which == "previous":
-            stats.signed_with_previous_secret += 1  # Meta still signs with the old secret: rotation not done
-        try:
-            text = raw.decode("utf-8")
-            events = parse_events(json.loads(text))
-        except (ValueError, RecursionError) as exc:  # JSON, UTF-8 and structure errors are all ValueErrors
-            # Signed by Meta but not understood: answer 400 so it is visible. The body holds phone numbers and
-            # message texts, so the log gets the reason, the size and a digest to find it, never the body.
-            stats.bad_requests += 1
-            reason = "nested too deeply" if isinstance(exc, RecursionError) else str(exc)
-            log.error("unparseable signed webhook (%s): %d bytes, sha256 %s", reason, len(raw),
-                      hashlib.sha256(raw).hexdigest())
-            return PlainTextResponse(f"bad webhook body: {reason}", status_code=400)
-        stats.events_received += len(events)
-        if events:
-            try:
-                await writer.submit(events, text)
-            except Exception:  # noqa: BLE001 - not stored: a 500 makes Meta retry later
-                return PlainTextResponse("not stored, retry", status_code=500)
-        return PlainTextResponse("ok")
+        status, text = await ingest(request.scope, request.receive)
+        return PlainTextResponse(text, status_code=status)
 
     ops = [Depends(ops_auth)] if ops_auth is not None else []
 
@@ -789,3 +987,20 @@ def create_app(engine_factory: Callable[[], Engine] | None = None,
         return JSONResponse(dict(stats.__dict__))
 
     return app
+
+
+def standalone_app():
+    """The receiver as its own process behind the same public URL, the production layout (README "Where the
+    receiver runs"): the api-server's middlewares (JWT refresh, access log, gzip) cost ~10x the ingest itself.
+
+        uvicorn --factory include.whatsapp.webhook_receiver:standalone_app --no-proxy-headers \\
+            --host 0.0.0.0 --port 8090 --workers 2
+
+    with the same Airflow configuration as the api-server: the `whatsapp_cloud` connection (app secret, verify
+    token), `app_db`, and [api_auth] jwt_secret, so /webhook/stats takes an Airflow user's token as it does
+    inside the api-server. The reverse proxy sends /whatsapp/webhook to this process's /webhook."""
+    from airflow.api_fastapi.app import init_auth_manager
+    from airflow.api_fastapi.core_api.security import requires_authenticated
+
+    init_auth_manager()
+    return create_app(ops_auth=requires_authenticated())

@@ -71,6 +71,19 @@ def test_a_batch_with_duplicates_stores_each_event_once_with_its_full_payload(ap
     assert [g.raw_body for g in got] == [first, again, mixed, "sha256:" + hashlib.sha256(mixed.encode()).hexdigest()]
 
 
+def test_a_batch_of_single_event_requests_is_one_statement_and_still_dedupes(app_db):
+    """Meta's usual shape (one status per request, no opt-out) takes the one-statement path: replays within the
+    batch and of stored events are skipped, every stored event keeps its own request body."""
+    _submit_all(app_db, [_body([_status(1)])])
+    bodies = [_body([_status(i)]) for i in range(1, 30)]
+    results, stats = _submit_all(app_db, bodies + bodies[5:10], writers=1)
+    assert all(r is None for r in results) and stats.commits == 1
+    assert (stats.events_stored, stats.duplicates) == (28, 1 + 5)
+    got = rows(app_db, "SELECT wamid, raw_body FROM webhook_events ORDER BY event_id")
+    assert [g.wamid for g in got] == [f"wamid.batch{i:06d}" for i in range(1, 30)]
+    assert [g.raw_body for g in got[1:]] == bodies[1:]
+
+
 def test_opt_outs_inside_a_batch_reach_dnc_in_the_same_transaction(app_db):
     stop = _body(messages=[_inbound(7, "STOP please")])
     failed = _body([_status(8, "failed", errors=[{"code": 131050, "title": "user stopped marketing messages"}])])
