@@ -31,8 +31,10 @@ status: venv
 sandbox: venv
 	$(PY) -m devtools.sandbox.server
 
+# Two pytest workers (2 cores): the whole-stack tests share one (xdist_group "stack"), the rest are balanced.
+TEST_WORKERS ?= 2
 test: venv chromium
-	$(PY) -m pytest $(PYTEST_ARGS)
+	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadgroup $(PYTEST_ARGS)
 
 # The cockpit's browser test drives Debian's headless Chromium (Playwright's own browser download is not used).
 chromium:

@@ -8,7 +8,7 @@ Runbook *"Approval queue over threshold at night"*. At 21:30 IST, for tomorrow's
 | `list_low_risk_pending_packs` | Tomorrow's packs still pending approval at risk ≤ 2 (`FA_BULK_APPROVE_MAX_RISK`). None: the run ends here, nobody is asked |
 | `offer_bulk_approval_to_approvers` (human-in-the-loop) | Waits in **Required Actions** (the approvers' Slack channel gets the link): *Approve all low-risk (risk 1-2)*, *Approve risk 1 only* or *Leave for one-by-one review*, with a reason. Unanswered after 90 min (`FA_BULK_APPROVAL_OFFER_TIMEOUT_MIN`): nothing is approved |
 | `approve_what_the_approvers_chose` | Approves exactly the packs that were offered (not ones submitted since), up to the chosen risk; one `audit_log` row each with the approver's name and reason; the outcome goes to the approvers' channel |
-| `render_newly_approved_packs` | Re-runs `nightly_content_window` for the date so the new approvals are rendered and QC'd before 05:50 (unchanged renders are not redone) |
+| `announce_newly_approved_packs` | Emits the `approved_packs` asset event (the date, how many, who) when something was approved: `nightly_content_window` runs on it for that date, so the new approvals are rendered and QC'd before 05:50 (unchanged renders are not redone). Skipped when nothing was approved |
 
 Riskier packs are never offered: they are approved one by one. `ops_bulk_approve` remains for an operator's
 bulk approval at any other time.
@@ -22,6 +22,7 @@ from airflow.sdk import Param, dag, get_current_context, task
 
 from include.content import bulk_approval_offer as offer
 from include.core import config
+from include.core.assets import APPROVED_PACKS
 from include.core.dagkit import HITL_RETRIES, date_param, default_args, ist_cron
 from include.core.dates import TOMORROW
 from include.core.notifiers import DecisionRequestedNotifier
@@ -61,13 +62,15 @@ def nightly_bulk_approval_offer():
 
         return apply_bulk_approval_answer(get_current_context())
 
-    @task
-    def render_newly_approved_packs() -> dict:
-        from include.content.tasks import rerender_bulk_approved
+    @task(outlets=[APPROVED_PACKS])
+    def announce_newly_approved_packs() -> dict:
+        from include.core.assets import announce_approved_packs
 
-        return rerender_bulk_approved(get_current_context())
+        ctx = get_current_context()
+        return announce_approved_packs(ctx, ctx["ti"].xcom_pull(task_ids="approve_what_the_approvers_chose"))
 
-    list_low_risk_pending_packs() >> offer_bulk_approval_to_approvers >> approve_what_the_approvers_chose() >> render_newly_approved_packs()
+    (list_low_risk_pending_packs() >> offer_bulk_approval_to_approvers >> approve_what_the_approvers_chose()
+     >> announce_newly_approved_packs())
 
 
 nightly_bulk_approval_offer()

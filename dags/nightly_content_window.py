@@ -21,16 +21,19 @@ A render that fails QC is never delivered. Rerunning for the same date renders n
 """
 from __future__ import annotations
 
-from airflow.sdk import Asset, Param, dag, get_current_context, task
+from airflow.sdk import AssetOrTimeSchedule, Param, dag, get_current_context, task
 
 from include.core import config
+from include.core.assets import APPROVED_PACKS, RENDERED_PACKS
 from include.core.dagkit import date_param, default_args, ist_cron
 from include.core.dates import TOMORROW
 
-RENDERED_PACKS = Asset("rendered_packs")
 
-
-@dag(dag_id="nightly_content_window", schedule=ist_cron(config.SCHEDULE_NIGHTLY_CONTENT_WINDOW), catchup=False,
+# 20:30 IST, and again whenever packs are approved in bulk after the window (the `approved_packs` asset): the new
+# approvals get their renders and QC before 05:50; unchanged renders are not redone.
+@dag(dag_id="nightly_content_window",
+     schedule=AssetOrTimeSchedule(timetable=ist_cron(config.SCHEDULE_NIGHTLY_CONTENT_WINDOW), assets=[APPROVED_PACKS]),
+     catchup=False,
      max_active_runs=1, tags=["content", "nightly"], default_args=default_args("content"), doc_md=__doc__,
      description="20:30 IST: approval backlog, templates, renders + QC, fallbacks, canary (tomorrow's date)",
      params={

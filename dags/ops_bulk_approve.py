@@ -4,14 +4,16 @@
 Runbook *"Approval queue over threshold at night"*. Approves the pending packs of a business date
 whose risk level is at most `max_risk_level`. Only low-risk levels are allowed here
 (1..BULK_APPROVE_MAX_RISK, default 2); riskier packs must be reviewed one by one. Every approved
-pack gets an `audit_log` row with your user name and the reason. Run `nightly_content_window`
-again afterwards to render the newly approved packs (unchanged renders are not redone).
+pack gets an `audit_log` row with your user name and the reason. When something was approved,
+`announce_newly_approved_packs` emits the `approved_packs` asset event and `nightly_content_window` runs on it for
+that date, rendering and QC-ing the newly approved packs (unchanged renders are not redone).
 """
 from __future__ import annotations
 
 from airflow.sdk import Param, dag, get_current_context, task
 
 from include.core import config
+from include.core.assets import APPROVED_PACKS
 from include.core.dagkit import default_args
 
 
@@ -34,7 +36,14 @@ def ops_bulk_approve():
 
         return bulk_approve(get_current_context())
 
-    approve_low_risk_packs()
+    @task(outlets=[APPROVED_PACKS])
+    def announce_newly_approved_packs() -> dict:
+        from include.core.assets import announce_approved_packs
+
+        ctx = get_current_context()
+        return announce_approved_packs(ctx, ctx["ti"].xcom_pull(task_ids="approve_low_risk_packs"))
+
+    approve_low_risk_packs() >> announce_newly_approved_packs()
 
 
 ops_bulk_approve()

@@ -18,13 +18,12 @@ Every result is also stored in `check_results`. Rebuilding the plan is idempoten
 """
 from __future__ import annotations
 
-from airflow.sdk import Asset, Param, dag, get_current_context, task
+from airflow.sdk import Param, dag, get_current_context, task
 
 from include.core import config
+from include.core.assets import DELIVERY_PLAN
 from include.core.dagkit import deadline_alert, date_param, default_args, ist_cron
 from include.core.dates import TODAY
-
-DELIVERY_PLAN = Asset("delivery_plan")
 
 
 @dag(dag_id="pre_delivery_check", schedule=ist_cron(config.SCHEDULE_PRE_DELIVERY_CHECK), catchup=False,

@@ -108,26 +108,7 @@ def apply_answer(engine: Engine, offer: Mapping[str, Any], payload: Mapping[str,
     post(Alert(Severity.INFO, f"Bulk approval for {business_date}: {len(approved)} packs approved by {by}",
                {"answer": chosen[0], "reason": reason,
                 "offered but not approved": f"{not_approved} (above the chosen risk, or no longer pending)",
-                "next": "the approved packs are rendered and QC'd by a nightly_content_window re-run"}, ref),
+                "next": "nightly_content_window renders and QCs them now (approved_packs asset)"}, ref),
          conn_id=config.SLACK_APPROVERS_CONN_ID)
     return {"business_date": str(business_date), "approved": [r.pack_key for r in approved], "decided_by": by,
             "decision": chosen[0], "max_risk": ceiling}
-
-
-def rerender_after_approval(result: Mapping[str, Any]) -> dict:
-    """Newly approved packs still need their renders and QC before 05:50: re-run the nightly window for the date
-    (unchanged renders are not redone) through the REST API. Nothing approved → nothing to do."""
-    if not result.get("approved"):
-        return {"triggered": None}
-    from include.core.airflow_api import api_session
-
-    stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%S")
-    run_id = f"after_bulk_approval__{result['business_date']}__{stamp}"
-    with api_session() as http:
-        r = http.post("/api/v2/dags/nightly_content_window/dagRuns",
-                      json={"dag_run_id": run_id, "logical_date": None,
-                            "conf": {"business_date": result["business_date"]},
-                            "note": f"render the {len(result['approved'])} packs bulk-approved by "
-                                    f"{result.get('decided_by')}"})
-        r.raise_for_status()
-    return {"triggered": run_id}

@@ -77,7 +77,8 @@ def bulk_approve(engine: Engine, business_date: dt.date, max_risk: int, reason: 
                    {"pack_id": row.pack_id, "risk_level": row.risk_level, "business_date": str(business_date),
                     "max_risk": max_risk})
         left = conn.execute(query("content/pending_for_date"), {"business_date": business_date}).fetchall()
-    out = {"approved": [r.pack_key for r in approved], "still_pending": len(left),
+    out = {"business_date": str(business_date), "decided_by": actor, "approved": [r.pack_key for r in approved],
+           "still_pending": len(left),
            "left_for_individual_review": [r.pack_key for r in left if r.risk_level > max_risk]}
     log.info("bulk approval for %s by %s: %s", business_date, actor, out)
     return out

@@ -124,10 +124,3 @@ def apply_bulk_approval_answer(context: Mapping[str, Any]) -> dict:
     ti = context["ti"]
     return apply_answer(get_engine(), ti.xcom_pull(task_ids="list_low_risk_pending_packs"),
                         ti.xcom_pull(task_ids="offer_bulk_approval_to_approvers"), context)
-
-
-def rerender_bulk_approved(context: Mapping[str, Any]) -> dict:
-    """render_newly_approved_packs: re-run the nightly window for the date when packs were approved."""
-    from include.content.bulk_approval_offer import rerender_after_approval
-
-    return rerender_after_approval(context["ti"].xcom_pull(task_ids="approve_what_the_approvers_chose") or {})

@@ -68,5 +68,14 @@ OPERATOR = ServedDate(0, False, "today in IST; a future date is refused")
 
 
 def business_date(context: Mapping[str, Any], serves: ServedDate = TODAY) -> dt.date:
-    """The business date of the running task, by the rule of the DAG it belongs to."""
-    return serves.resolve(context.get("params"), getattr(context.get("dag_run"), "run_after", None))
+    """The business date of the running task, by the rule of the DAG it belongs to. A run triggered by an asset
+    event that names a business date (include/core/assets.py: `approved_packs`) serves that date unless the
+    operator's Param says otherwise."""
+    params = context.get("params")
+    if not (params or {}).get("business_date"):
+        from include.core.assets import business_date_of_triggering_event
+
+        given = business_date_of_triggering_event(context)
+        if given:
+            params = {**(params or {}), "business_date": given}
+    return serves.resolve(params, getattr(context.get("dag_run"), "run_after", None))

@@ -172,6 +172,7 @@ def test_scheduled_dags_use_ist_timetables(dagbag):
         if type(tt).__name__ == "NullTimetable":  # manual-only (operator) DAG
             assert not dag.catchup
             continue
+        tt = getattr(tt, "timetable", tt)  # AssetOrTimeSchedule: its time part
         tz = getattr(tt, "_timezone", None) or getattr(tt, "timezone", None)
         for attr in ("_timetables", "timetables"):  # core and SDK MultipleCronTriggerTimetable
             if tz is None and getattr(tt, attr, None):

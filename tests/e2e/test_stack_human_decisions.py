@@ -25,7 +25,8 @@ import pytest
 
 from tests.support import read_stack_banner, start_stack, wait_until
 
-pytestmark = [pytest.mark.e2e, pytest.mark.slow]
+# The whole-stack tests share one xdist worker (`make test` runs two): each starts real Airflow on the same 2 cores.
+pytestmark = [pytest.mark.e2e, pytest.mark.slow, pytest.mark.xdist_group("stack")]
 
 DECISION_TIMEOUT_S = 20
 
@@ -162,8 +163,13 @@ def _bulk_approval_offer(api: Api) -> None:
     assert run["state"] == "success", api.states("nightly_bulk_approval_offer", run_id)
     out = api.xcom("nightly_bulk_approval_offer", run_id, "approve_what_the_approvers_chose")
     assert out["decided_by"] == "admin" and len(out["approved"]) == len(offered["pack_ids"]) > 0, (out, offered)
-    rerender = api.xcom("nightly_bulk_approval_offer", run_id, "render_newly_approved_packs")
-    assert rerender["triggered"] and api.run("nightly_content_window", rerender["triggered"])
+    event = api.xcom("nightly_bulk_approval_offer", run_id, "announce_newly_approved_packs")
+    assert event == {"business_date": str(tomorrow), "approved": len(out["approved"]), "by": "admin"}, event
+    # The nightly window consumes the `approved_packs` asset: the scheduler starts it for that date.
+    rerun = wait_until(lambda: next((r for r in api.call("GET", "/api/v2/dags/nightly_content_window/dagRuns")
+                                     ["dag_runs"] if r["run_type"] == "asset_triggered"), None),
+                       timeout=120, poll_s=2, what="an asset-triggered nightly_content_window run")
+    assert rerun["dag_run_id"]
 
 
 def _incident_acknowledged_in_the_ui(api: Api) -> None:

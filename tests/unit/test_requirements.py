@@ -10,9 +10,11 @@ from packaging.utils import canonicalize_name
 ROOT = Path(__file__).resolve().parents[2]
 OURS = {"include", "dags", "plugins", "devtools", "tests", "bench"}
 # Named in requirements.txt for what they provide, not for an import: the Airflow core distribution (imported as
-# `airflow`, provided by several distributions), the Task SDK pin, psycopg's binary build, and command-line tools.
+# `airflow`, provided by several distributions), the Task SDK pin, psycopg's binary build, pytest plugins and
+# command-line tools.
 NOT_IMPORTED = {"apache-airflow", "apache-airflow-task-sdk", "apache-airflow-providers-standard",
-                "apache-airflow-providers-postgres", "apache-airflow-providers-slack", "pytest-timeout", "ruff"}
+                "apache-airflow-providers-postgres", "apache-airflow-providers-slack", "pytest-timeout", "pytest-xdist",
+                "ruff"}
 
 
 def _imported_modules() -> set[str]:
