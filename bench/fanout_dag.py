@@ -1,19 +1,24 @@
 """The fan-out through the real scheduler: `make run`'s stack (embedded PostgreSQL, the sandbox with its
-webhooks going to the receiver plugin, Airflow's api-server, scheduler, dag-processor and triggerer;
-LocalExecutor with 6 slots) and one fan-out run (`ops_backfill_delivery` for yesterday: the fan-out's tasks behind
-an audited authorisation) triggered through the REST API.
+webhooks going to the standalone webhook receiver, Airflow's api-server, scheduler, dag-processor and triggerer;
+LocalExecutor with 6 slots, or with `--executor celery` the Redis broker and the two Celery workers of
+`make run EXECUTOR=celery`) and fan-out runs (`ops_backfill_delivery` for a past day: the fan-out's tasks behind
+an audited authorisation) triggered through the REST API. `--runs N` measures N runs on the same stack (one past
+day each: yesterday, the day before, ...) and reports each run and the medians.
 
 bench.fanout runs the sender units the way the executor does, with the scheduler left out; this one
 measures what an operator sees in the UI: the DAG run from `queued_at` to `end_date`, and where the
 time went (scheduling, prepare_send_queue, the mapped send_shard tasks, validate_delivery_sla).
 
     .venv/bin/python -m bench.fanout_dag [--advisors 10000] [--setup 5x80] [--latency-ms 30] [--webhooks on|off]
+                                         [--executor local|celery] [--runs 1]
 """
 from __future__ import annotations
 
 import argparse
 import datetime as dt
+import json
 import os
+import statistics
 import re
 import signal
 import subprocess
@@ -40,15 +45,30 @@ class _Admin:
 # The fan-out of a date other than today: the audited backfill DAG (same tasks as delivery_fanout).
 DAG_ID = "ops_backfill_delivery"
 
-def _start_stack(data_dir: Path, advisors: int, timeout_s: float = 600) -> tuple[subprocess.Popen, dict]:
-    proc, api_port, sandbox_port = start_stack(data_dir, advisors)
+def _start_stack(data_dir: Path, advisors: int, executor: str, idle_sleep: float | None = None,
+                 timeout_s: float = 600) -> tuple[subprocess.Popen, dict]:
+    # EXECUTOR is what `make run EXECUTOR=celery` passes to the supervisor (stack.py --executor's default).
+    extra = {"EXECUTOR": executor}
+    if idle_sleep is not None:  # else the dev stack's own setting (devtools/devstack/env.py)
+        extra["AIRFLOW__SCHEDULER__SCHEDULER_IDLE_SLEEP_TIME"] = str(idle_sleep)
+    proc, api_port, sandbox_port = start_stack(data_dir, advisors, extra_env=extra)
     out = read_stack_banner(proc, timeout_s)
     login = re.search(r"login: admin / (\S+)", out)
     if "Stop with Ctrl-C" not in out or login is None:
         _stop_stack(proc)
         raise RuntimeError("the stack did not come up:\n" + out[-4000:])
+    if executor == "celery" and "Celery workers answering" not in out:
+        _stop_stack(proc)
+        raise RuntimeError("the Celery workers did not come up:\n" + out[-4000:])
     return proc, {"api": f"http://127.0.0.1:{api_port}", "sandbox": f"http://127.0.0.1:{sandbox_port}",
                   "password": login.group(1)}
+
+
+def _cpu_roots(data_dir: Path, supervisor: int, postmaster: int) -> dict[str, int]:
+    """Process trees to meter, by label: each supervised child on its own (scheduler, api-server, receiver, the
+    Celery workers, ...), the supervisor itself as `stack`, and PostgreSQL."""
+    children = json.loads((data_dir / "run" / "stack.json").read_text())["children"]
+    return {"stack": supervisor, **children, "postgres": postmaster}
 
 
 def _stop_stack(proc: subprocess.Popen) -> None:
@@ -59,7 +79,7 @@ def _stop_stack(proc: subprocess.Popen) -> None:
         os.killpg(proc.pid, signal.SIGKILL)
 
 
-def _wait_for_quiet(api: httpx.Client, timeout_s: float = 900) -> None:
+def _wait_for_quiet(api: httpx.Client, timeout_s: float = 900, quiet_s: float = 10) -> None:
     """Until no DAG run is queued or running (the start-up runs of the scheduled DAGs)."""
     deadline = time.monotonic() + timeout_s
     quiet_since = None
@@ -70,40 +90,43 @@ def _wait_for_quiet(api: httpx.Client, timeout_s: float = 900) -> None:
             quiet_since = None
         elif quiet_since is None:
             quiet_since = time.monotonic()
-        elif time.monotonic() - quiet_since >= 10:
+        elif time.monotonic() - quiet_since >= quiet_s:
             return
         time.sleep(2)
     raise RuntimeError("DAG runs kept running; cannot measure on a busy stack")
+
+
+def _webhooks_drained(sandbox: _Admin, timeout_s: float = 300) -> float:
+    """Seconds until the sandbox has no status webhook scheduled, queued or in flight: the previous run's webhooks
+    (3 per message, some sent seconds after the message) must not load the cores while the next run is measured."""
+    started = time.monotonic()
+    while sandbox.admin.get("/_sandbox/webhooks/stats").json()["pending"]:
+        if time.monotonic() - started > timeout_s:
+            raise RuntimeError(f"the sandbox's webhooks did not drain in {timeout_s:.0f} s")
+        time.sleep(0.5)
+    return round(time.monotonic() - started, 1)
 
 
 def _ts(value: str | None) -> dt.datetime | None:
     return dt.datetime.fromisoformat(value.replace("Z", "+00:00")) if value else None
 
 
-def run(advisors: int, setup: str, latency_ms: float, webhooks: bool) -> dict:
+def run(advisors: int, setup: str, latency_ms: float, webhooks: bool, executor: str = "local",
+        runs: int = 1, idle_sleep: float | None = None) -> list[dict]:
     from bench.fanout import _configure_numbers
-    from include.content import readiness as content
     from include.core import db
-    from include.delivery import planning
     from include.core.dates import ist_today
     from devtools.devstack.pg import EmbeddedPostgres
 
     data_dir = Path(tempfile.mkdtemp(prefix="fa-bench-dag-"))
-    proc, urls = _start_stack(data_dir, advisors)
+    proc, urls = _start_stack(data_dir, advisors, executor, idle_sleep)
+    cases = []
     try:
         pg = EmbeddedPostgres(data_dir / "pg")
         engine = db.get_engine(pg.url("app"))
-        # Starting the stack runs the latest scheduled slot of each DAG (catchup=False still runs the most
-        # recent one): today's 05:50 check, 06:00 fan-out and reports. Let them finish, then measure a run
-        # for yesterday, so nothing else competes for the 2 cores and no row is shared with them. A date other
-        # than today goes through ops_backfill_delivery (delivery_fanout delivers today only): the same
-        # prepare/send/validate tasks behind one audited authorise_backfill task.
-        day = ist_today() - dt.timedelta(days=1)
         sandbox = _Admin(urls["sandbox"])
         sandbox.admin.post("/_sandbox/config", json={"messaging_tier": "TIER_UNLIMITED"}).raise_for_status()
         ceiling = _configure_numbers(engine, sandbox, setup)
-        content.assign_content(engine, day)
-        planned = planning.build_plan(engine, day, TEMPLATES).total
         sandbox.admin.post("/_sandbox/faults", json={"latency_ms_median": latency_ms,
                                                      "latency_ms_p99": latency_ms * 4}).raise_for_status()
         api = httpx.Client(base_url=urls["api"], timeout=30)
@@ -116,31 +139,60 @@ def run(advisors: int, setup: str, latency_ms: float, webhooks: bool) -> dict:
                 raise RuntimeError(f"{DAG_ID} was never parsed")
             time.sleep(1)
         _wait_for_quiet(api)
-        if not webhooks:  # status webhooks would load the api-server (the receiver) on the same 2 cores
+        if not webhooks:  # status webhooks would load the receiver on the same 2 cores
             sandbox.admin.post("/_sandbox/config", json={"webhooks": {"url": ""}}).raise_for_status()
-        throttled_before = sandbox.admin.get("/_sandbox/ledger/stats").json()["counters"].get("throttled", 0)
         postmaster = int((pg.data_dir / "postmaster.pid").read_text().split()[0])
-        with CpuMeter({"stack": proc.pid, "postgres": postmaster}) as cpu:
-            resp = api.post(f"/api/v2/dags/{DAG_ID}/dagRuns", json={
-                "logical_date": None, "conf": {"business_date": day.isoformat(), "honour_jitter": False,
-                                               "reason": "benchmark: fan-out through the scheduler"}})
-            resp.raise_for_status()
-            run_id = resp.json()["dag_run_id"]
-            while True:
-                dr = api.get(f"/api/v2/dags/{DAG_ID}/dagRuns/{run_id}").json()
-                if dr["state"] in ("success", "failed"):
-                    break
-                time.sleep(0.5)
-        tis = api.get(f"/api/v2/dags/{DAG_ID}/dagRuns/{run_id}/taskInstances",
-                      params={"limit": 100}).json()["task_instances"]
-        with engine.connect() as c:
-            accepted, first, last = c.execute(sa.text(
-                "SELECT count(*), min(accepted_at), max(accepted_at) FROM deliveries "
-                "WHERE business_date = :d AND status IN ('accepted', 'sent', 'delivered', 'read')"),
-                {"d": day}).one()
-        stats = sandbox.admin.get("/_sandbox/ledger/stats").json()
+        roots = _cpu_roots(data_dir, proc.pid, postmaster)
+        for n in range(1, runs + 1):
+            # Starting the stack runs the latest scheduled slot of each DAG (catchup=False still runs the most
+            # recent one): today's 05:50 check, 06:00 fan-out and reports. They have finished (quiet); each run is
+            # for a past day (yesterday, then the day before, ...), so nothing else competes for the 2 cores and
+            # no row is shared. A date other than today goes through ops_backfill_delivery (delivery_fanout
+            # delivers today only): the same prepare/send/validate tasks behind one audited authorise_backfill.
+            case = _one_run(engine, sandbox, api, roots, ist_today() - dt.timedelta(days=n), ceiling, webhooks)
+            case.update(advisors=advisors, setup=setup, executor=executor, sandbox_latency_ms_median=latency_ms,
+                        run=n, load_avg_1m_before=case.pop("_load"),
+                        scheduler_idle_sleep_s=idle_sleep if idle_sleep is not None else "stack default")
+            print(json.dumps(case), flush=True)
+            cases.append(case)
+            _wait_for_quiet(api, quiet_s=3)
     finally:
         _stop_stack(proc)
+    return cases
+
+
+def _one_run(engine, sandbox: _Admin, api: httpx.Client, roots: dict[str, int], day: dt.date, ceiling: int,
+             webhooks: bool) -> dict:
+    from include.content import readiness as content
+    from include.delivery import planning
+
+    content.assign_content(engine, day)
+    planned = planning.build_plan(engine, day, TEMPLATES).total
+    throttled_before = sandbox.admin.get("/_sandbox/ledger/stats").json()["counters"].get("throttled", 0)
+    _webhooks_drained(sandbox)
+    hooks_before = sandbox.admin.get("/_sandbox/webhooks/stats").json()
+    load = round(os.getloadavg()[0], 2)
+    with CpuMeter(roots) as cpu:
+        resp = api.post(f"/api/v2/dags/{DAG_ID}/dagRuns", json={
+            "logical_date": None, "conf": {"business_date": day.isoformat(), "honour_jitter": False,
+                                           "reason": "benchmark: fan-out through the scheduler"}})
+        resp.raise_for_status()
+        run_id = resp.json()["dag_run_id"]
+        while True:
+            dr = api.get(f"/api/v2/dags/{DAG_ID}/dagRuns/{run_id}").json()
+            if dr["state"] in ("success", "failed"):
+                break
+            time.sleep(0.5)
+    tis = api.get(f"/api/v2/dags/{DAG_ID}/dagRuns/{run_id}/taskInstances",
+                  params={"limit": 100}).json()["task_instances"]
+    with engine.connect() as c:
+        accepted, first, last = c.execute(sa.text(
+            "SELECT count(*), min(accepted_at), max(accepted_at) FROM deliveries "
+            "WHERE business_date = :d AND status IN ('accepted', 'sent', 'delivered', 'read')"),
+            {"d": day}).one()
+    hooks_after = sandbox.admin.get("/_sandbox/webhooks/stats").json()
+    stats = sandbox.admin.get("/_sandbox/ledger/stats").json()
+    drain_s = _webhooks_drained(sandbox)
 
     queued, started, ended = _ts(dr["queued_at"]), _ts(dr["start_date"]), _ts(dr["end_date"])
     wall = (ended - queued).total_seconds()
@@ -152,32 +204,80 @@ def run(advisors: int, setup: str, latency_ms: float, webhooks: bool) -> dict:
             raise RuntimeError(f"run {dr['dag_run_id']} ended {dr['state']} without a finished {task_id}: {states}")
         return min(_ts(t["start_date"]) for t in mine), max(_ts(t["end_date"]) for t in mine)
 
-    prep, send, check = span("prepare_send_queue"), span("send_shard"), span("validate_delivery_sla")
+    def secs(a: dt.datetime, b: dt.datetime) -> float:
+        return round((b - a).total_seconds(), 1)
+
+    auth, prep = span("authorise_backfill"), span("prepare_send_queue")
+    send, check = span("send_shard"), span("validate_delivery_sla")
     sending = (last - first).total_seconds() if accepted > 1 else 0.0
     achieved = accepted / sending if sending else 0.0
+    phases = {
+        "queued_to_running": secs(queued, started),
+        "running_to_prepare_start": secs(started, prep[0]),
+        "running_to_authorise_start": secs(started, auth[0]),
+        "authorise_backfill": secs(*auth),
+        "authorise_end_to_prepare_start": secs(auth[1], prep[0]),
+        "prepare_send_queue": secs(*prep),
+        "prepare_end_to_first_sender": secs(prep[1], send[0]),
+        "first_sender_start_to_first_accept": secs(send[0], first) if first else None,
+        "first_to_last_accept": round(sending, 1),
+        "last_accept_to_last_sender_end": secs(last, send[1]) if last else None,
+        "last_sender_end_to_validate_start": secs(send[1], check[0]),
+        "validate_delivery_sla": secs(*check),
+        "last_task_to_run_end": secs(check[1], ended),
+    }
+    # Where the overhead (wall - planned/ceiling) goes: the scheduler's hand-offs between tasks, the tasks' own
+    # work, the senders' start before their first accepted message, and sending below the ceiling.
+    ideal = planned / ceiling
+    overhead = {
+        "scheduler_handoffs": round(sum(phases[k] for k in (
+            "queued_to_running", "running_to_authorise_start", "authorise_end_to_prepare_start",
+            "prepare_end_to_first_sender", "last_sender_end_to_validate_start", "last_task_to_run_end")), 1),
+        "authorise_prepare_validate": round(phases["authorise_backfill"] + phases["prepare_send_queue"]
+                                            + phases["validate_delivery_sla"], 1),
+        "sender_start_to_first_accept": phases["first_sender_start_to_first_accept"],
+        "sending_below_ceiling": round(sending - ideal, 1),
+        "last_accept_to_sender_end": phases["last_accept_to_last_sender_end"],
+    }
     return {
-        "advisors": advisors, "setup": setup, "state": dr["state"], "planned": planned, "accepted": accepted,
+        "state": dr["state"], "business_date": day.isoformat(), "planned": planned, "accepted": accepted,
         "mapped_send_shard": sum(1 for t in tis if t["task_id"] == "send_shard"),
         "ceiling_msgs_per_s": ceiling, "achieved_msgs_per_s": round(achieved, 1),
         "ratio_to_ceiling": round(achieved / ceiling, 3),
-        "dag_run_wall_s": round(wall, 1), "overhead_s": round(wall - planned / ceiling, 1),
-        "fits_5_min_window": wall <= 300,
-        "phases_s": {
-            "queued_to_running": round((started - queued).total_seconds(), 1),
-            "running_to_prepare_start": round((prep[0] - started).total_seconds(), 1),
-            "prepare_send_queue": round((prep[1] - prep[0]).total_seconds(), 1),
-            "prepare_end_to_first_sender": round((send[0] - prep[1]).total_seconds(), 1),
-            "first_sender_start_to_first_accept": round((first - send[0]).total_seconds(), 1) if first else None,
-            "first_to_last_accept": round(sending, 1),
-            "last_accept_to_last_sender_end": round((send[1] - last).total_seconds(), 1) if last else None,
-            "validate_delivery_sla": round((check[1] - check[0]).total_seconds(), 1),
-            "last_task_to_run_end": round((ended - check[1]).total_seconds(), 1),
-        },
+        "dag_run_wall_s": round(wall, 1), "overhead_s": round(wall - ideal, 1),
+        "fits_5_min_window": wall <= 300, "phases_s": phases, "overhead_breakdown_s": overhead,
         "responses_130429": stats["counters"].get("throttled", 0) - throttled_before,
-        # Today's start-up run also messaged every advisor (same real day), so duplicates are counted by
+        # The stack's start-up run also messaged every advisor (same real day), so duplicates are counted by
         # idempotency key (business date, advisor), not by recipient and day.
         "duplicate_keys_in_ledger": len(stats["duplicate_idempotency_keys"]),
-        "cpu_s": cpu.seconds(), "sandbox_latency_ms_median": latency_ms, "status_webhooks": webhooks,
+        "cpu_s": cpu.seconds(), "status_webhooks": webhooks, "_load": load,
+        # Status webhooks the sandbox delivered to the receiver during the run, still pending at its end, and how
+        # long after the run they took to drain.
+        "webhooks_delivered_during_run": hooks_after.get("delivered", 0) - hooks_before.get("delivered", 0),
+        "webhooks_pending_at_run_end": hooks_after["pending"], "webhooks_drain_after_run_s": drain_s,
+    }
+
+
+def summarise(cases: list[dict]) -> dict:
+    """Medians over the runs of one stack (each run's figures are kept beside them)."""
+    def med(get):
+        values = [v for v in (get(c) for c in cases) if v is not None]
+        return round(statistics.median(values), 3) if values else None
+
+    first = cases[0]
+    return {
+        "runs": len(cases), "executor": first["executor"], "setup": first["setup"], "advisors": first["advisors"],
+        "scheduler_idle_sleep_s": first["scheduler_idle_sleep_s"],
+        "status_webhooks": first["status_webhooks"], "all_success": all(c["state"] == "success" for c in cases),
+        "median_ratio_to_ceiling": med(lambda c: c["ratio_to_ceiling"]),
+        "median_achieved_msgs_per_s": med(lambda c: c["achieved_msgs_per_s"]),
+        "median_dag_run_wall_s": med(lambda c: c["dag_run_wall_s"]),
+        "median_overhead_s": med(lambda c: c["overhead_s"]),
+        "median_overhead_breakdown_s": {k: med(lambda c, k=k: c["overhead_breakdown_s"][k])
+                                        for k in first["overhead_breakdown_s"]},
+        "median_phases_s": {k: med(lambda c, k=k: c["phases_s"][k]) for k in first["phases_s"]},
+        "duplicate_keys_in_ledger": max(c["duplicate_keys_in_ledger"] for c in cases),
+        "load_avg_1m_before": [c["load_avg_1m_before"] for c in cases],
     }
 
 
@@ -187,12 +287,23 @@ def main(argv=None) -> dict:
     p.add_argument("--setup", default="5x80", choices=["5x80", "1x1000"])
     p.add_argument("--latency-ms", type=float, default=30.0)
     p.add_argument("--webhooks", choices=["on", "off"], default="on",
-                   help="the sandbox's status webhooks to the receiver in the api-server (on, as make run does)")
+                   help="the sandbox's status webhooks to the standalone receiver (on, as make run does)")
+    p.add_argument("--executor", choices=["local", "celery"], default="local",
+                   help="LocalExecutor (make run) or Celery, broker and 2 workers (make run EXECUTOR=celery)")
+    p.add_argument("--runs", type=int, default=1, help="fan-out runs on the same stack (one past day each)")
+    p.add_argument("--scheduler-idle-sleep", type=float, default=None,
+                   help="[scheduler] scheduler_idle_sleep_time for this stack (default: the dev stack's)")
     args = p.parse_args(argv)
-    case = run(args.advisors, args.setup, args.latency_ms, args.webhooks == "on")
-    print(case, flush=True)
-    write_result(f"fanout_dag_{args.setup}_{args.advisors}_webhooks_{args.webhooks}", {"case": case})
-    return case
+    if args.runs < 1:
+        p.error("--runs must be at least 1")
+    cases = run(args.advisors, args.setup, args.latency_ms, args.webhooks == "on", args.executor, args.runs,
+                args.scheduler_idle_sleep)
+    summary = summarise(cases)
+    print(json.dumps(summary), flush=True)
+    label = "" if args.scheduler_idle_sleep is None else f"_idle{args.scheduler_idle_sleep:g}"
+    write_result(f"fanout_dag_{args.executor}_{args.setup}_{args.advisors}_webhooks_{args.webhooks}{label}",
+                 {"summary": summary, "cases": cases, "case": cases[len(cases) // 2]})
+    return summary
 
 
 if __name__ == "__main__":

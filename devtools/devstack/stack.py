@@ -1,7 +1,9 @@
 """`make run` / `make stop` / `make status`: the whole local system as one supervised process tree.
 
 run:   embedded PostgreSQL (unless APP_DB_URL names an external server), migrations, the demo
-       world, the sandbox, then Airflow's api-server, scheduler, dag-processor and triggerer.
+       world, the sandbox, then Airflow's api-server, scheduler, dag-processor and triggerer, and the WhatsApp
+       webhook receiver as its own process (`receiver`, uvicorn, the production layout; the sandbox's status
+       webhooks go to it, while the api-server keeps serving the same app at /whatsapp/webhook).
        Every child runs in its own process group; Ctrl-C, SIGTERM or `make stop` ends them all.
        --executor celery (`make run EXECUTOR=celery`): also a Redis broker and two Celery workers (queues
        `delivery` and `default`, see celery_stack.py); a worker that dies is restarted by the supervisor.
@@ -17,6 +19,7 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.parse
 import urllib.request
 from pathlib import Path
 
@@ -27,6 +30,14 @@ from devtools.devstack.pg import EmbeddedPostgres
 from include.core.config import pool_definitions
 
 AIRFLOW_COMPONENTS = ("api-server", "scheduler", "dag-processor", "triggerer")
+# The receiver's production entry point (include/whatsapp/webhook_receiver.standalone_app): one uvicorn worker on
+# loopback, with the Airflow environment (whatsapp_cloud and app_db connections, JWT secret for /webhook/stats).
+RECEIVER_APP = "include.whatsapp.webhook_receiver:standalone_app"
+
+
+def receiver_command(port: int) -> list[str]:
+    return [sys.executable, "-m", "uvicorn", "--factory", RECEIVER_APP, "--no-proxy-headers", "--host", "127.0.0.1",
+            "--port", str(port), "--no-access-log"]
 
 
 def _say(msg: str) -> None:
@@ -59,8 +70,10 @@ def _wait_http(url: str, timeout_s: float, proc: subprocess.Popen | None = None)
 
 
 class Stack:
-    def __init__(self, data_dir: Path, api_port: int, sandbox_port: int, executor: str = "local"):
+    def __init__(self, data_dir: Path, api_port: int, sandbox_port: int, executor: str = "local",
+                 receiver_port: int | None = None):
         self.data_dir = data_dir
+        self.receiver_port = receiver_port or _free_port()  # RECEIVER_PORT, else any free port (in the banner)
         self.executor = executor
         self.restartable: dict[str, tuple[list[str], dict[str, str]]] = {}  # name -> (cmd, env): Celery workers
         self.restarts: list[float] = []
@@ -137,7 +150,11 @@ class Stack:
         _kill_survivors(descendants)
         if self.pg is not None:
             self.pg.stop()
-            _say("PostgreSQL stopped")
+            if self.pg.is_running():
+                _say(f"PostgreSQL ({self.pg.data_dir}) is still running after pg_ctl stop; see {self.pg.log_file}")
+                code = code or 1
+            else:
+                _say("PostgreSQL stopped")
         self.state_file.unlink(missing_ok=True)
         _say("all processes stopped")
         sys.exit(code)
@@ -194,9 +211,10 @@ class Stack:
             prev = json.loads(self.state_file.read_text())
             if _alive(prev.get("supervisor")):
                 sys.exit(f"a stack is already running (supervisor pid {prev['supervisor']}); use `make stop`")
-        for port in (self.api_port, self.sandbox_port):
+        for port in (self.api_port, self.sandbox_port, self.receiver_port):
             if not _port_free(port):
-                sys.exit(f"port {port} on 127.0.0.1 is in use; free it or set AIRFLOW_PORT / SANDBOX_PORT")
+                sys.exit(f"port {port} on 127.0.0.1 is in use; free it or set AIRFLOW_PORT / SANDBOX_PORT / "
+                         "RECEIVER_PORT")
         signal.signal(signal.SIGINT, lambda *_: self.shutdown(0))
         signal.signal(signal.SIGTERM, lambda *_: self.shutdown(0))
         secrets_ = load_or_create_secrets(self.data_dir)
@@ -225,7 +243,10 @@ class Stack:
                                                           "password": "sandbox-ai-key"})
         if self.executor == "celery":
             af_env.update(self._start_broker(meta_url))
-        callback = os.environ.get("SANDBOX_CALLBACK_URL", f"{settings.api_base_url}/whatsapp/webhook")
+        # Meta's status webhooks (the sandbox's) go to the standalone receiver, as in production; the api-server's
+        # /whatsapp/webhook serves the same app (fallback, and the URL behind a single reverse-proxy rule).
+        receiver_url = f"http://127.0.0.1:{self.receiver_port}/webhook"
+        callback = os.environ.get("SANDBOX_CALLBACK_URL", receiver_url)
         # Advisor delay-notice emails (include/advisor_notices/email.py) go through Airflow's SMTP connection
         # `advisor_email` to the sandbox's SMTP sink; production points it at the real relay.
         smtp_port = int(os.environ.get("SANDBOX_SMTP_PORT") or _free_port())
@@ -256,11 +277,17 @@ class Stack:
             self.shutdown(1)
         write_service_user_password(Path(af_env["AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE"]),
                                     (settings.secrets or {}).get("ops_bot_password", ""))
+        self.spawn("receiver", receiver_command(self.receiver_port), af_env)
         for comp in AIRFLOW_COMPONENTS:
             self.spawn(comp, [airflow, comp], af_env)
         health = f"{settings.api_base_url}/api/v2/monitor/health"
         if not _wait_http(health, 120, self.children["api-server"]):
             _say("the Airflow api-server did not become healthy; see .data/logs/api-server.log")
+            self.shutdown(1)
+        handshake = (f"{receiver_url}?hub.mode=subscribe&hub.challenge=ready&hub.verify_token="
+                     f"{urllib.parse.quote(secrets_.get('verify_token', ''))}")
+        if not _wait_http(handshake, 60, self.children["receiver"]):
+            _say("the webhook receiver did not answer Meta's handshake; see .data/logs/receiver.log")
             self.shutdown(1)
         if self.executor == "celery":
             self._start_workers(airflow, af_env, settings.parallelism)
@@ -269,6 +296,7 @@ class Stack:
         _say("=" * 70)
         _say(f"Airflow UI:      {settings.api_base_url}   login: admin / {password}")
         _say(f"Health:          {health}")
+        _say(f"Webhooks:        {receiver_url}   (receiver process; the api-server also serves /whatsapp/webhook)")
         _say(f"Sandbox Slack:   {sandbox_url}/slack")
         _say(f"Sandbox admin:   {sandbox_url}/_sandbox/health")
         _say(f"Sandbox mail:    {sandbox_url}/_sandbox/mail   (SMTP sink on 127.0.0.1:{smtp_port})")
@@ -412,7 +440,7 @@ def main(argv: list[str] | None = None) -> None:
     if args.advisors < 1:
         sys.exit("--advisors must be at least 1")
     Stack(data_dir, int(os.environ.get("AIRFLOW_PORT", "8080")), int(os.environ.get("SANDBOX_PORT", "8090")),
-          args.executor).run(args.advisors)
+          args.executor, int(os.environ.get("RECEIVER_PORT") or 0) or None).run(args.advisors)
 
 
 if __name__ == "__main__":

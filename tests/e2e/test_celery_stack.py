@@ -29,7 +29,8 @@ import sqlalchemy as sa
 from tests.e2e.test_stack import _api, _dag_parsed, _ours
 from tests.support import ROOT, free_port, read_stack_banner, wait_until
 
-pytestmark = [pytest.mark.e2e, pytest.mark.slow]
+# The whole-stack tests share one xdist worker (`make test` runs two): each starts real Airflow on the same 2 cores.
+pytestmark = [pytest.mark.e2e, pytest.mark.slow, pytest.mark.xdist_group("stack")]
 
 ADVISORS = 3000
 RATE_MPS = 25  # per sending number: slow enough that a kill and the kill switch land while senders still send

@@ -15,7 +15,8 @@ import pytest
 
 from tests.support import read_stack_banner, start_stack
 
-pytestmark = [pytest.mark.e2e, pytest.mark.slow]
+# The whole-stack tests share one xdist worker (`make test` runs two): each starts real Airflow on the same 2 cores.
+pytestmark = [pytest.mark.e2e, pytest.mark.slow, pytest.mark.xdist_group("stack")]
 
 
 def _ours(data_dir: str) -> list[psutil.Process]:
@@ -103,23 +104,28 @@ def test_make_run_comes_up_healthy_and_ctrl_c_leaves_no_orphans(tmp_path):
             health = json.load(r)
         for component in ("metadatabase", "scheduler", "dag_processor", "triggerer"):
             assert health[component]["status"] == "healthy", health
-        # The webhook receiver is served by the api-server plugin, and the sandbox's callback reaches it:
-        # Meta's handshake, then an inbound STOP that lands on the do-not-contact list.
+        # The webhook receiver runs as its own process (the banner's URL) and the api-server plugin serves the same
+        # app: both answer Meta's handshake. The sandbox's callback reaches the receiver process: an inbound STOP
+        # lands on the do-not-contact list.
         token = json.loads((tmp_path / "data" / "secrets.json").read_text())["verify_token"]
-        hook = f"http://127.0.0.1:{api_port}/whatsapp/webhook"
-        with urllib.request.urlopen(f"{hook}?hub.mode=subscribe&hub.verify_token={token}&hub.challenge=42",
-                                    timeout=10) as r:
-            assert r.read() == b"42"
+        receiver = re.search(r"Webhooks:\s+(http://127\.0\.0\.1:\d+/webhook)", out).group(1)
+        for url in (f"http://127.0.0.1:{api_port}/whatsapp/webhook", receiver):
+            with urllib.request.urlopen(f"{url}?hub.mode=subscribe&hub.verify_token={token}&hub.challenge=42",
+                                        timeout=10) as r:
+                assert r.read() == b"42", url
+        hook = receiver
         req = urllib.request.Request(f"http://127.0.0.1:{sandbox_port}/_sandbox/inbound", method="POST",
                                      data=json.dumps({"from": "+919812340000", "text": "STOP"}).encode(),
                                      headers={"Content-Type": "application/json"})
         urllib.request.urlopen(req, timeout=10).read()
-        # The receiver's stats are an operational route: they need an Airflow login (Meta's routes do not).
-        try:
-            urllib.request.urlopen(f"{hook}/stats", timeout=10)
-            raise AssertionError("webhook stats answered without an Airflow login")
-        except urllib.error.HTTPError as exc:
-            assert exc.code == 401, exc.code
+        # The receiver's stats are an operational route: they need an Airflow login (Meta's routes do not), in
+        # the receiver process as in the api-server.
+        for url in (hook, f"http://127.0.0.1:{api_port}/whatsapp/webhook"):
+            try:
+                urllib.request.urlopen(f"{url}/stats", timeout=10)
+                raise AssertionError(f"{url}/stats answered without an Airflow login")
+            except urllib.error.HTTPError as exc:
+                assert exc.code == 401, (url, exc.code)
         password = re.search(r"login: admin / (\S+)", out).group(1)
         login = urllib.request.Request(f"http://127.0.0.1:{api_port}/auth/token", method="POST",
                                        data=json.dumps({"username": "admin", "password": password}).encode(),
@@ -140,7 +146,8 @@ def test_make_run_comes_up_healthy_and_ctrl_c_leaves_no_orphans(tmp_path):
         _run_a_whole_business_day(f"http://127.0.0.1:{api_port}", token)
         _a_missed_deadline_pages(f"http://127.0.0.1:{api_port}", token, f"http://127.0.0.1:{sandbox_port}")
         state = json.loads((tmp_path / "data" / "run" / "stack.json").read_text())
-        assert set(state["children"]) == {"sandbox", "api-server", "scheduler", "dag-processor", "triggerer"}
+        assert set(state["children"]) == {"sandbox", "receiver", "api-server", "scheduler", "dag-processor",
+                                          "triggerer"}
         assert len(_ours(data_dir)) >= 6
     finally:
         proc.send_signal(signal.SIGINT)  # what Ctrl-C delivers to the foreground process
@@ -148,11 +155,12 @@ def test_make_run_comes_up_healthy_and_ctrl_c_leaves_no_orphans(tmp_path):
             proc.wait(60)
         except subprocess.TimeoutExpired:
             os.killpg(proc.pid, signal.SIGKILL)
-    assert proc.returncode == 0, out + proc.stdout.read()
+    shutdown_log = proc.stdout.read()
+    assert proc.returncode == 0, out + shutdown_log
     from tests.support import wait_until
 
     try:  # children the supervisor signalled may take a moment to be reaped
-        wait_until(lambda: not _ours(data_dir), timeout=10, poll_s=0.1, what="every stack process gone")
+        wait_until(lambda: not _ours(data_dir), timeout=30, poll_s=0.2, what="every stack process gone")
     except AssertionError:
         left = _ours(data_dir)
-        raise AssertionError([p.info["cmdline"] for p in left]) from None
+        raise AssertionError(([p.info["cmdline"] for p in left], shutdown_log[-3000:])) from None
