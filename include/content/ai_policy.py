@@ -35,13 +35,14 @@ _NEXT = {Tier.MAIN: Tier.LIGHT, Tier.LIGHT: Tier.CACHE}
 
 @dataclass(frozen=True)
 class Thresholds:
-    latency_baseline_s: float = 1.5
-    latency_factor: float = 2.0
-    max_failure_rate: float = 0.3
-    window_calls: int = 10
-    min_calls: int = 3
-    daily_token_ceiling: int = 2_000_000
-    daily_cost_ceiling: float = 500.0
+    """The degradation thresholds; their values live in include/core/config.py (`from_config`)."""
+    latency_baseline_s: float
+    latency_factor: float
+    max_failure_rate: float
+    window_calls: int
+    min_calls: int
+    daily_token_ceiling: int
+    daily_cost_ceiling: float
 
     def __post_init__(self):
         if self.latency_baseline_s <= 0 or self.latency_factor <= 0:

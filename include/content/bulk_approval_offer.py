@@ -19,7 +19,6 @@ from sqlalchemy.engine import Engine
 
 from include.core import config
 from include.core.alerting import Alert, RunRef, Severity, post
-from include.core.db import query
 
 log = logging.getLogger(__name__)
 
@@ -74,7 +73,6 @@ def build_offer(engine: Engine, business_date: dt.date) -> dict | None:
 def apply_answer(engine: Engine, offer: Mapping[str, Any], payload: Mapping[str, Any] | None,
                  context: Mapping[str, Any] | None = None) -> dict:
     """Approve what the answer says, of the offered packs only; audited per pack. Slack hears the outcome."""
-    from include.core.audit import record
 
     if not payload:
         raise ValueError("the bulk-approval offer returned no answer")
@@ -96,19 +94,15 @@ def apply_answer(engine: Engine, offer: Mapping[str, Any], payload: Mapping[str,
              conn_id=config.SLACK_APPROVERS_CONN_ID)
         return {"business_date": str(business_date), "approved": [], "decided_by": by, "decision": chosen[0]}
     reason = reason or f"bulk approval offered to the approvers at 21:30; '{chosen[0]}' chosen in the Airflow UI"
-    with engine.begin() as conn:
-        approved = conn.execute(query("content/bulk_approve_offered"), {
-            "business_date": business_date, "pack_ids": list(offer["pack_ids"]), "max_risk": ceiling,
-            "actor": by}).fetchall()
-        for row in approved:
-            record(conn, by, "bulk_approve_pack", row.pack_key, reason,
-                   {"pack_id": row.pack_id, "risk_level": row.risk_level, "business_date": str(business_date),
-                    "max_risk": ceiling, "via": "airflow-ui (21:30 offer)"})
+    from include.content.nightly_window import bulk_approve
+
+    approved = bulk_approve(engine, business_date, ceiling, reason, by, pack_ids=list(offer["pack_ids"]),
+                            via="airflow-ui (21:30 offer)")["approved"]
     not_approved = len(offer["pack_ids"]) - len(approved)
     post(Alert(Severity.INFO, f"Bulk approval for {business_date}: {len(approved)} packs approved by {by}",
                {"answer": chosen[0], "reason": reason,
                 "offered but not approved": f"{not_approved} (above the chosen risk, or no longer pending)",
                 "next": "nightly_content_window renders and QCs them now (approved_packs asset)"}, ref),
          conn_id=config.SLACK_APPROVERS_CONN_ID)
-    return {"business_date": str(business_date), "approved": [r.pack_key for r in approved], "decided_by": by,
+    return {"business_date": str(business_date), "approved": approved, "decided_by": by,
             "decision": chosen[0], "max_risk": ceiling}

@@ -60,8 +60,10 @@ def approval_backlog_check(engine: Engine, business_date: dt.date, threshold: in
     return result
 
 
-def bulk_approve(engine: Engine, business_date: dt.date, max_risk: int, reason: str, actor: str) -> dict:
-    """Approve the date's pending packs up to a risk level that may be bulk-approved; one audit row each."""
+def bulk_approve(engine: Engine, business_date: dt.date, max_risk: int, reason: str, actor: str,
+                 pack_ids: list[int] | None = None, via: str | None = None) -> dict:
+    """Approve the date's pending packs up to a risk level that may be bulk-approved (only `pack_ids` when given:
+    what the approvers were offered); one audit row each."""
     from include.core.audit import record
 
     if not 1 <= max_risk <= config.BULK_APPROVE_MAX_RISK:
@@ -71,11 +73,12 @@ def bulk_approve(engine: Engine, business_date: dt.date, max_risk: int, reason: 
         raise ValueError("a reason of at least 5 characters is required for the audit trail")
     with engine.begin() as conn:
         approved = conn.execute(query("content/bulk_approve"), {
-            "business_date": business_date, "max_risk": max_risk, "actor": actor}).fetchall()
+            "business_date": business_date, "max_risk": max_risk, "actor": actor,
+            "pack_ids": None if pack_ids is None else list(pack_ids)}).fetchall()
         for row in approved:
             record(conn, actor, "bulk_approve_pack", row.pack_key, reason,
                    {"pack_id": row.pack_id, "risk_level": row.risk_level, "business_date": str(business_date),
-                    "max_risk": max_risk})
+                    "max_risk": max_risk, **({"via": via} if via else {})})
         left = conn.execute(query("content/pending_for_date"), {"business_date": business_date}).fetchall()
     out = {"business_date": str(business_date), "decided_by": actor, "approved": [r.pack_key for r in approved],
            "still_pending": len(left),

@@ -15,6 +15,17 @@ log = logging.getLogger(__name__)
 AIRFLOW_API_CONN_ID = "airflow_api"
 
 
+def connection_exists(conn_id: str) -> bool:
+    """Whether an Airflow connection is configured here (read through the Task SDK, never the metadata DB)."""
+    from airflow.sdk import BaseHook
+
+    try:
+        BaseHook.get_connection(conn_id)
+        return True
+    except Exception:  # noqa: BLE001 - the SDK raises its own "not found" type
+        return False
+
+
 class NotConfigured(RuntimeError):
     """No `airflow_api` connection here."""
 

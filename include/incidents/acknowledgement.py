@@ -22,6 +22,7 @@ from typing import Any
 from sqlalchemy.engine import Engine
 
 from include.core import config
+from include.core.alerting import RunRef
 from include.core.db import query
 from include.incidents import records
 
@@ -113,7 +114,7 @@ def request_acknowledgements(engine: Engine, trigger: TriggerRun, now: dt.dateti
             log.warning("could not request acknowledgement of incident %s: %s", row.incident_id, exc)
             failed.append({"incident_id": row.incident_id, "error": str(exc)[:300]})
             continue
-        url = f"{config.UI_BASE_URL.rstrip('/')}/dags/{DAG_ID}/runs/{run_id}/tasks/{ASK_TASK}/required_actions"
+        url = RunRef(DAG_ID, ASK_TASK, run_id).required_actions_url
         records.append(engine, row.incident_id, "ack_request",
                        f"acknowledgement requested in the Airflow UI: {url}", "incident_escalation",
                        {"via": "airflow-ui", "dag_id": DAG_ID, "run_id": run_id, "url": url}, now)

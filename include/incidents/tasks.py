@@ -46,14 +46,10 @@ def request_acknowledgements(context: Mapping[str, Any]) -> dict:
     """incident_escalation.request_acknowledgement_in_ui: one `incident_acknowledgement` run per open,
     unacknowledged incident (Required Actions in the UI). Without the `airflow_api` connection there is no UI
     to ask in: one INFO line, and PagerDuty stays the way to acknowledge."""
-    from airflow.sdk import BaseHook
-
-    from include.core.airflow_api import AIRFLOW_API_CONN_ID
+    from include.core.airflow_api import AIRFLOW_API_CONN_ID, connection_exists
     from include.incidents import acknowledgement as ack
 
-    try:
-        BaseHook.get_connection(AIRFLOW_API_CONN_ID)
-    except Exception:  # noqa: BLE001 - the SDK raises its own "not found" type
+    if not connection_exists(AIRFLOW_API_CONN_ID):
         import logging
 
         logging.getLogger(__name__).info("no %r connection: not requesting acknowledgements in the UI",
@@ -112,17 +108,10 @@ def record_security_incident(context: Mapping[str, Any]) -> dict:
 
 def list_what_to_rotate(context: Mapping[str, Any]) -> dict:
     """ops_security_incident.list_what_to_rotate: the checklist under the data root, on the timeline and Slack."""
-    from airflow.sdk import BaseHook
-
+    from include.core.airflow_api import connection_exists
     from include.incidents.security_breach import publish_checklist
-
-    def exists(conn_id: str) -> bool:
-        try:
-            BaseHook.get_connection(conn_id)
-            return True
-        except Exception:  # noqa: BLE001 - the SDK raises its own "not found" type
-            return False
 
     _, suspected = _security_report(context)
     incident = context["ti"].xcom_pull(task_ids="record_security_incident")
-    return publish_checklist(get_engine(), incident, suspected, acting_user(context), exists, _now(), context)
+    return publish_checklist(get_engine(), incident, suspected, acting_user(context), connection_exists, _now(),
+                             context)

@@ -98,8 +98,10 @@ def test_same_model_twice_is_refused():
     ({"latency_baseline_s": 0}, "positive"),
 ])
 def test_bad_thresholds_are_refused_with_the_reason(kwargs, match):
+    import dataclasses
+
     with pytest.raises(ValueError, match=match):
-        Thresholds(**kwargs)
+        Thresholds(**{**dataclasses.asdict(TH), "window_calls": 10, **kwargs})
 
 
 # -- accounting -------------------------------------------------------------------------------------------------
