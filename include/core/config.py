@@ -242,6 +242,8 @@ class Settings(BaseSettings):
     SENDER_RATE_HEADROOM: float = 0.99
     SENDER_MAX_ATTEMPTS: int = 6
     SENDER_CONTROL_TICK_S: float = 0.5  # kill-switch / lease / monitor cadence
+    # Senders sharing a number wait at most this long for all their planned peers before sending (start gate).
+    SENDER_PEER_START_WAIT_S: float = Field(default=3.0, ge=0, le=30)
     SENDER_NUMBER_CHECK_S: float = 10.0  # how often a sender re-reads quality
     SENDER_HARD_DEADLINE_S: int = 900   # give up (rows stay queued) after this
     # A plan's jitter must end well before the senders' deadline, or its last rows could never be sent (or retried).

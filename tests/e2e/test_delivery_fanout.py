@@ -175,6 +175,72 @@ def test_a_fast_number_gets_one_unit_per_segment_that_share_its_rate_through_lea
     first._release()
 
 
+def _fast_number_units(app_db):
+    planned_world(app_db, advisors=200, research_digits="")
+    with app_db.begin() as c:
+        c.execute(sa.text("UPDATE sending_numbers SET throughput_mps = 1000 WHERE shard = 0 AND role = 'primary'"))
+    return [u for u in _all_units(app_db) if u["shard"] == 0]
+
+
+def _gate(senders, delays):
+    """Run the senders' start gates concurrently, each starting after its delay; return when each passed."""
+    import asyncio
+    import time
+
+    async def one(sender, delay):
+        await asyncio.sleep(delay)
+        sender._resolve_number()
+        sender._initial_bucket()
+        await sender._start_gate()
+        return time.monotonic()
+
+    async def all_():
+        return await asyncio.gather(*(one(s, d) for s, d in zip(senders, delays, strict=True)))
+
+    started = time.monotonic()
+    return [t - started for t in asyncio.run(all_())]
+
+
+def test_senders_sharing_a_number_start_together_at_their_planned_share(app_db, sandbox):
+    """The start gate: the senders of a fast number wait for their last planned peer, then all send at once at
+    a quarter each; none runs alone at a quarter (or grows into the number) while a peer is still starting."""
+    from include.core import config
+    from include.delivery.fanout import ShardSender, Unit
+
+    units = _fast_number_units(app_db)
+    senders = [ShardSender(app_db, _settings(sandbox), Unit.from_dict(u), _options(sandbox, peer_start_wait_s=5))
+               for u in units]
+    passed = _gate(senders, [0, 0, 0.1, 0.6])  # the last process starts 0.6 s after the first
+    assert min(passed) >= 0.6 and max(passed) - min(passed) < 0.3, passed  # together, once the last one is on
+    assert max(passed) < 2.0, passed  # not the gate's limit, nor a control tick's wait
+    for s in senders:
+        assert s.bucket.ceiling == pytest.approx(1000 * config.SENDER_RATE_HEADROOM / len(units))
+        s._release()
+
+
+def test_a_peer_that_never_starts_holds_the_gate_only_until_its_limit(app_db, sandbox):
+    from include.core import config
+    from include.delivery.fanout import ShardSender, Unit
+
+    units = _fast_number_units(app_db)
+    present = [ShardSender(app_db, _settings(sandbox), Unit.from_dict(u), _options(sandbox, peer_start_wait_s=0.8))
+               for u in units[:-1]]  # the fourth sender's process never comes (no executor slot, crashed)
+    passed = _gate(present, [0, 0, 0])
+    assert all(0.8 <= t < 1.5 for t in passed), passed
+    for s in present:  # the live ones share the number between them
+        assert s.bucket.ceiling == pytest.approx(1000 * config.SENDER_RATE_HEADROOM / len(present))
+    # The missing one arrives after its peers' gate closed: they may have grown, so it gives them one control
+    # tick to see its lease before it sends, and then everyone is at a quarter.
+    late = ShardSender(app_db, _settings(sandbox), Unit.from_dict(units[-1]), _options(sandbox, peer_start_wait_s=0.8))
+    for s in present:
+        s.bucket.set_ceiling(s._lease_tick())  # their ticks keep their leases live
+    waited = _gate([late], [0])[0]
+    assert waited >= 1.5 * late.opt.control_tick_s, waited
+    assert late.bucket.ceiling == pytest.approx(1000 * config.SENDER_RATE_HEADROOM / len(units))
+    for s in [*present, late]:
+        s._release()
+
+
 def test_crash_mid_batch_then_retry_sends_nobody_twice_and_loses_nobody(app_db, sandbox, receiver, pg_server):
     import time
 

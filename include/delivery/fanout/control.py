@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from typing import NamedTuple
 
 from sqlalchemy.engine import Engine
 
@@ -26,6 +27,11 @@ from include.delivery.kill_switch import is_sending_paused
 from include.whatsapp.client import ErrorClass, WhatsAppClient, WhatsAppError, WhatsAppSettings
 
 log = logging.getLogger(__package__)
+
+
+class Peers(NamedTuple):
+    live: int               # live leases on the number, this sender's included
+    earliest_peer_s: float  # how long the earliest other live lease has been held (0 when alone)
 
 
 class ControlPlane:
@@ -78,12 +84,18 @@ class ControlPlane:
             raise RuntimeError(f"no active primary number for shard {self.unit.shard}")
         self.state.set_number(row)
 
-    def heartbeat(self) -> int:
-        """Renew this sender's lease; returns how many live leases share the number."""
+    def heartbeat(self) -> Peers:
+        """Renew this sender's lease; returns how many live leases share the number (this one included) and
+        how long the earliest of the others has held its lease."""
         with self.engine.begin() as conn:
-            return conn.execute(query("fanout/heartbeat"), {
+            row = conn.execute(query("fanout/heartbeat"), {
                 "lease_id": self.lease, "business_date": self.unit.business_date, "shard": self.unit.shard,
-                "segment": self.unit.segment, "phone_number_id": self.state.number.phone_number_id}).scalar_one()
+                "segment": self.unit.segment, "phone_number_id": self.state.number.phone_number_id}).one()
+        return Peers(int(row.live), float(row.earliest_peer_s))
+
+    def share(self, live: int) -> float:
+        """A sender's share of its number's throughput when `live` senders are on it."""
+        return self.state.number.throughput_mps * config.SENDER_RATE_HEADROOM / max(1, live)
 
     def release(self) -> None:
         with self.engine.begin() as conn:
@@ -92,8 +104,12 @@ class ControlPlane:
     def lease_tick(self) -> float:
         """This sender's share of its number's throughput."""
         self.resolve_number()
-        live = self.heartbeat()
-        return self.state.number.throughput_mps * config.SENDER_RATE_HEADROOM / max(1, live)
+        return self.share(self.heartbeat().live)
+
+    def start_gate(self) -> Peers:
+        """The start gate's poll: renew the lease (on the number as it is now) and see the peers."""
+        self.resolve_number()
+        return self.heartbeat()
 
     # -- slow control ------------------------------------------------------------------------------
     def load_templates_in_use(self) -> None:

@@ -113,6 +113,29 @@ class ShardSender:
             log.warning("%s: database unavailable during the tick (%s); retrying", self.unit.label,
                         type(exc).__name__)
 
+    async def _start_gate(self) -> None:
+        """Senders sharing a number start together. Each waits (at most `peer_start_wait_s`) until every peer
+        planned on the number holds a live lease, then sends at the share the leases give: no sender runs
+        alone at a quarter of the number while its peers' processes are still starting, and none has taken a
+        larger share that a late peer would add to. A sender arriving after its peers' gate has closed (they may
+        have grown into the number) gives them one control tick to see its lease and shrink first."""
+        poll = min(0.05, self.opt.control_tick_s)
+        give_up = time.monotonic() + self.opt.peer_start_wait_s
+        while True:
+            peers = await self._db(self.control.start_gate)
+            if peers.earliest_peer_s >= self.opt.peer_start_wait_s - 2 * poll:
+                await asyncio.sleep(1.5 * self.opt.control_tick_s)
+                await self._tick()
+                return
+            if peers.live >= self.unit.peers or time.monotonic() >= give_up:
+                self.bucket.set_ceiling(self.control.share(peers.live))
+                if peers.live < self.unit.peers:
+                    log.info("%s: %d of %d senders on %s after %.1f s; sending at the share of the live ones",
+                             self.unit.label, peers.live, self.unit.peers, self.number.display_phone,
+                             self.opt.peer_start_wait_s)
+                return
+            await asyncio.sleep(poll)
+
     async def _slow_tick(self) -> None:
         try:
             await self._db(self._slow_control)
@@ -279,10 +302,7 @@ class ShardSender:
         # A template paused or a number flagged before this unit started is acted on before its first send.
         await self._slow_tick()
         if self.unit.peers > 1:
-            # Joining a shared number: give the senders already on it one control tick to see this lease
-            # and shrink their share before this one sends, then take the share the leases leave.
-            await asyncio.sleep(1.5 * self.opt.control_tick_s)
-            await self._tick()
+            await self._start_gate()
         next_control = time.monotonic() + self.opt.control_tick_s
         control: asyncio.Task | None = None
         slow: asyncio.Task | None = None

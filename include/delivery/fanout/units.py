@@ -57,6 +57,7 @@ class SenderOptions:
     max_in_flight: int = field(default_factory=lambda: config.SENDER_MAX_IN_FLIGHT)
     max_attempts: int = field(default_factory=lambda: config.SENDER_MAX_ATTEMPTS)
     control_tick_s: float = field(default_factory=lambda: config.SENDER_CONTROL_TICK_S)
+    peer_start_wait_s: float = field(default_factory=lambda: config.SENDER_PEER_START_WAIT_S)
     number_check_s: float = field(default_factory=lambda: config.SENDER_NUMBER_CHECK_S)
     hard_deadline_s: float = field(default_factory=lambda: config.SENDER_HARD_DEADLINE_S)
     stale_sending_s: float = field(default_factory=lambda: config.SENDER_STALE_SENDING_S)
