@@ -246,6 +246,13 @@ def _one_run(engine, sandbox: _Admin, api: httpx.Client, roots: dict[str, int], 
         "ratio_to_ceiling": round(achieved / ceiling, 3),
         "dag_run_wall_s": round(wall, 1), "overhead_s": round(wall - ideal, 1),
         "fits_5_min_window": wall <= 300, "phases_s": phases, "overhead_breakdown_s": overhead,
+        # Each task instance's start and end, in seconds from the run's queued_at (where a hand-off or a slow start
+        # is, task by task).
+        "tasks_s": [{"task": t["task_id"] + (f"[{t['map_index']}]" if t.get("map_index", -1) >= 0 else ""),
+                     "try": t.get("try_number"), "start": secs(queued, _ts(t["start_date"])),
+                     "end": secs(queued, _ts(t["end_date"]))}
+                    for t in sorted(tis, key=lambda t: (t["start_date"] or "", t.get("map_index", -1)))
+                    if t["start_date"] and t["end_date"]],
         "responses_130429": stats["counters"].get("throttled", 0) - throttled_before,
         # The stack's start-up run also messaged every advisor (same real day), so duplicates are counted by
         # idempotency key (business date, advisor), not by recipient and day.

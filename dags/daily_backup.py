@@ -19,11 +19,11 @@ from include.core.dagkit import default_args, ist_cron
 def daily_backup():
     from include.maintenance import tasks as m
 
-    @task(pool=config.POOL_DB_MAINTENANCE)  # one DB-heavy step at a time, never the senders' slots
+    @task(multiple_outputs=False, pool=config.POOL_DB_MAINTENANCE)  # one DB-heavy step at a time, never the senders' slots
     def backup_app_db() -> dict:
         return m.run_backup(get_current_context(), "daily", "daily_backup")
 
-    @task(pool=config.POOL_DB_MAINTENANCE)  # one DB-heavy step at a time, never the senders' slots
+    @task(multiple_outputs=False, pool=config.POOL_DB_MAINTENANCE)  # one DB-heavy step at a time, never the senders' slots
     def verify_backup_restore(backup: dict) -> dict:
         return m.run_verify_backup(backup, get_current_context(), "daily_backup")
 

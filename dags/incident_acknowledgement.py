@@ -49,7 +49,7 @@ def incident_acknowledgement():
                           "PagerDuty escalation goes on either way")],
         execution_timeout=dt.timedelta(minutes=5), **HITL_RETRIES)
 
-    @task
+    @task(multiple_outputs=False)
     def record_acknowledgement() -> dict:
         from include.incidents.tasks import record_acknowledgement as record
 

@@ -37,19 +37,19 @@ from include.core.dagkit import default_args, ist_cron
      tags=["incidents", "paging"], default_args=default_args("incident", retries=2), doc_md=__doc__,
      description="Every 5 min: page due escalations (any date), ask for UI acknowledgement, remind overdue post-mortems")
 def incident_escalation():
-    @task
+    @task(multiple_outputs=False)
     def page_due_escalations() -> dict:
         from include.incidents.tasks import page_due_escalations as page
 
         return page(get_current_context())
 
-    @task
+    @task(multiple_outputs=False)
     def remind_overdue_postmortems() -> dict:
         from include.incidents.tasks import remind_overdue_postmortems as remind
 
         return remind(get_current_context())
 
-    @task
+    @task(multiple_outputs=False)
     def request_acknowledgement_in_ui() -> dict:
         from include.incidents.tasks import request_acknowledgements
 

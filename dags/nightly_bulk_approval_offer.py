@@ -56,13 +56,13 @@ def nightly_bulk_approval_offer():
             conn_id=config.SLACK_APPROVERS_CONN_ID)],
         execution_timeout=dt.timedelta(minutes=5), **HITL_RETRIES)
 
-    @task
+    @task(multiple_outputs=False)
     def approve_what_the_approvers_chose() -> dict:
         from include.content.tasks import apply_bulk_approval_answer
 
         return apply_bulk_approval_answer(get_current_context())
 
-    @task(outlets=[APPROVED_PACKS])
+    @task(multiple_outputs=False, outlets=[APPROVED_PACKS])
     def announce_newly_approved_packs() -> dict:
         from include.core.assets import announce_approved_packs
 

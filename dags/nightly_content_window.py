@@ -44,11 +44,11 @@ from include.core.dates import TOMORROW
 def nightly_content_window():
     from include.content import tasks as t
 
-    @task
+    @task(multiple_outputs=False)
     def check_approval_backlog() -> dict:
         return t.check_approval_backlog(get_current_context())
 
-    @task
+    @task(multiple_outputs=False)
     def validate_templates() -> dict:
         return t.validate_templates(get_current_context())
 
@@ -56,33 +56,33 @@ def nightly_content_window():
     def plan_render_batches() -> list[dict]:
         return t.plan_render_batches(get_current_context())
 
-    @task(map_index_template="{{ batch_label }}")
+    @task(multiple_outputs=False, map_index_template="{{ batch_label }}")
     def render_approved_packs(batch: dict) -> dict:
         get_current_context()["batch_label"] = t.render_batch_label(batch, "approved")
         return t.render_batch(batch, "approved")
 
-    @task
+    @task(multiple_outputs=False)
     def review_compliance_with_ai() -> dict:
         return t.review_compliance_with_ai(get_current_context())
 
-    @task
+    @task(multiple_outputs=False)
     def assign_fallback_content() -> dict:
         return t.assign_fallback_content(get_current_context())
 
-    @task(map_index_template="{{ batch_label }}")
+    @task(multiple_outputs=False, map_index_template="{{ batch_label }}")
     def render_fallback_packs(batch: dict) -> dict:
         get_current_context()["batch_label"] = t.render_batch_label(batch, "fallback")
         return t.render_batch(batch, "fallback")
 
-    @task
+    @task(multiple_outputs=False)
     def finalize_fallback_renders() -> dict:
         return t.finalize_fallback_renders(get_current_context())
 
-    @task
+    @task(multiple_outputs=False)
     def send_canary() -> dict:
         return t.send_canary(get_current_context())
 
-    @task(trigger_rule="all_done", outlets=[RENDERED_PACKS])
+    @task(multiple_outputs=False, trigger_rule="all_done", outlets=[RENDERED_PACKS])
     def publish_window_summary(reported: dict) -> dict:
         ctx = get_current_context()
         summary = t.publish_window_summary(reported, ctx)

@@ -30,13 +30,13 @@ from include.core.dagkit import default_args
                          description="Why these packs are approved in bulk. Recorded in the audit log."),
      })
 def ops_bulk_approve():
-    @task
+    @task(multiple_outputs=False)
     def approve_low_risk_packs() -> dict:
         from include.operations.tasks import bulk_approve
 
         return bulk_approve(get_current_context())
 
-    @task(outlets=[APPROVED_PACKS])
+    @task(multiple_outputs=False, outlets=[APPROVED_PACKS])
     def announce_newly_approved_packs() -> dict:
         from include.core.assets import announce_approved_packs
 

@@ -32,7 +32,7 @@ from include.incidents.escalation import ROLES
              "active": Param("keep", type="string", enum=["keep", "active", "inactive"], title="Active"),
              "reason": Param("", type="string", minLength=3, title="Reason", description="Recorded in the audit log.")})
 def ops_edit_oncall_roster():
-    @task
+    @task(multiple_outputs=False)
     def edit_oncall_role() -> dict:
         from include.incidents.tasks import edit_oncall_roster
 

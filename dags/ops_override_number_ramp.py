@@ -30,7 +30,7 @@ from include.core.dagkit import default_args
                                     description="The share of its normal plan volume, or end the cooldown."),
              "reason": Param("", type="string", minLength=3, title="Reason", description="Recorded in the audit log.")})
 def ops_override_number_ramp():
-    @task
+    @task(multiple_outputs=False)
     def override_ramp() -> dict:
         from include.operations.tasks import override_number_ramp
 

@@ -25,7 +25,7 @@ from include.core.dagkit import default_args
      params={"reason": Param("", type="string", minLength=3, title="Reason",
                              description="Why sending is being paused. Recorded in the audit log.")})
 def ops_pause_sending():
-    @task
+    @task(multiple_outputs=False)
     def pause_sending() -> dict:
         from include.operations.tasks import pause_or_resume_sending
 

@@ -33,7 +33,7 @@ from include.core.dagkit import default_args
                  description="Only when the spend budget stopped sending: why sending may go on past the "
                              "budget (audited). Leave empty otherwise.")})
 def ops_resume_sending():
-    @task
+    @task(multiple_outputs=False)
     def resume_sending() -> dict:
         from include.operations.tasks import pause_or_resume_sending
 

@@ -25,7 +25,7 @@ from include.core.dates import OPERATOR
      params={"business_date": date_param(OPERATOR),
              "reason": Param("", type="string", minLength=3, title="Reason", description="Recorded in the audit log.")})
 def ops_retry_failed_deliveries():
-    @task
+    @task(multiple_outputs=False)
     def requeue_retryable_failures() -> dict:
         from include.operations.tasks import retry_failed_deliveries
 

@@ -26,7 +26,7 @@ from include.core.dates import OPERATOR
              "to_number": Param("", type="string", pattern="^[0-9]{5,20}$", title="To phone_number_id"),
              "reason": Param("", type="string", minLength=3, title="Reason", description="Recorded in the audit log.")})
 def ops_rotate_number():
-    @task
+    @task(multiple_outputs=False)
     def move_pending_rows() -> dict:
         from include.operations.tasks import rotate_number
 

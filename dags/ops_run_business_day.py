@@ -72,7 +72,7 @@ def ops_run_business_day():
     report = trigger("run_post_delivery_report", "post_delivery_report", "report_conf", "post_delivery_report",
                      trigger_rule="all_done")
 
-    @task(trigger_rule="all_done")
+    @task(multiple_outputs=False, trigger_rule="all_done")
     def summarise_business_day(day_plan: dict) -> dict:
         return t.summarise_business_day(day_plan, get_current_context())
 

@@ -32,19 +32,19 @@ from include.incidents.security_breach import SUSPECTED
                             description="Which secrets may be exposed (they are listed first to rotate)."),
      })
 def ops_security_incident():
-    @task
+    @task(multiple_outputs=False)
     def engage_kill_switch() -> dict:
         from include.incidents.tasks import engage_kill_switch_for_breach
 
         return engage_kill_switch_for_breach(get_current_context())
 
-    @task
+    @task(multiple_outputs=False)
     def record_security_incident() -> dict:
         from include.incidents.tasks import record_security_incident as record
 
         return record(get_current_context())
 
-    @task
+    @task(multiple_outputs=False)
     def list_what_to_rotate() -> dict:
         from include.incidents.tasks import list_what_to_rotate as listing
 

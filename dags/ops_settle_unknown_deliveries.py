@@ -31,7 +31,7 @@ from include.core.dates import OPERATOR
          "reason": Param("", type="string", minLength=3, title="Reason", description="Recorded in the audit log."),
      })
 def ops_settle_unknown_deliveries():
-    @task
+    @task(multiple_outputs=False)
     def settle_unknown_sends() -> dict:
         from include.operations.tasks import settle_unknown_deliveries
 

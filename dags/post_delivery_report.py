@@ -43,19 +43,19 @@ from include.core.dates import TODAY
 def post_delivery_report():
     from include.reporting import tasks as t
 
-    @task
+    @task(multiple_outputs=False)
     def reconcile_webhook_events() -> dict:
         return t.reconcile_webhook_events(get_current_context())
 
-    @task
+    @task(multiple_outputs=False)
     def detect_stuck_messages() -> dict:
         return t.detect_stuck_messages(get_current_context())
 
-    @task
+    @task(multiple_outputs=False)
     def compute_delivery_kpis() -> dict:
         return t.compute_delivery_kpis(get_current_context())
 
-    @task
+    @task(multiple_outputs=False)
     def apply_alert_thresholds(kpis: dict) -> dict:
         return t.apply_alert_thresholds(kpis, get_current_context())
 
@@ -66,19 +66,19 @@ def post_delivery_report():
         with fail_fast_on_bad_input():
             return t.choose_checkpoint(get_current_context())
 
-    @task
+    @task(multiple_outputs=False)
     def check_sla_0605(kpis: dict) -> dict:
         return t.check_sla_0605(kpis, get_current_context())
 
-    @task
+    @task(multiple_outputs=False)
     def summarise_analytics_0615(kpis: dict) -> dict:
         return t.summarise_analytics_0615(kpis, get_current_context())
 
-    @task
+    @task(multiple_outputs=False)
     def build_daily_report_0630() -> dict:
         return t.build_daily_report_0630(get_current_context())
 
-    @task(trigger_rule="none_failed_min_one_success")
+    @task(multiple_outputs=False, trigger_rule="none_failed_min_one_success")
     def publish_checkpoint_summary(kpis: dict, reported: dict, report: dict | None) -> dict:
         return t.publish_checkpoint_summary(kpis, reported, report, get_current_context())
 

@@ -40,38 +40,38 @@ from include.core.dates import TODAY
 def pre_delivery_check():
     from include.delivery import tasks as t
 
-    @task
+    @task(multiple_outputs=False)
     def check_system_health() -> dict:
         return t.check_system_health(get_current_context())
 
-    @task
+    @task(multiple_outputs=False)
     def check_whatsapp_numbers() -> dict:
         return t.check_whatsapp_numbers(get_current_context())
 
-    @task
+    @task(multiple_outputs=False)
     def check_number_ramps() -> dict:
         return t.check_number_ramps(get_current_context())
 
-    @task
+    @task(multiple_outputs=False)
     def check_templates() -> dict:
         return t.check_templates(get_current_context())
 
-    @task
+    @task(multiple_outputs=False)
     def check_content_ready() -> dict:
         return t.check_content_ready(get_current_context())
 
-    @task(outlets=[DELIVERY_PLAN])
+    @task(multiple_outputs=False, outlets=[DELIVERY_PLAN])
     def prepare_delivery_queue(template_result: dict) -> dict:
         ctx = get_current_context()
         result = t.prepare_delivery_queue(template_result, ctx)
         ctx["outlet_events"][DELIVERY_PLAN].extra = t.delivery_plan_extra(result, ctx)
         return result
 
-    @task
+    @task(multiple_outputs=False)
     def check_spend_budget() -> dict:
         return t.check_spend_budget(get_current_context())
 
-    @task(trigger_rule="all_done")
+    @task(multiple_outputs=False, trigger_rule="all_done")
     def publish_check_summary(reported: dict) -> dict:
         return t.publish_check_summary(reported, get_current_context())
 

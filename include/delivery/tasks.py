@@ -151,7 +151,7 @@ def fanout_tasks(backfill: bool):
 
     # Rendered from the mapped argument itself, so the UI shows the shard label while the task runs
     # (Airflow renders map_index_template before execution too, apache/airflow#57208), not only at the end.
-    @task(map_index_template="{{ task.op_kwargs['unit']['label'] }}", retries=3,
+    @task(multiple_outputs=False, map_index_template="{{ task.op_kwargs['unit']['label'] }}", retries=3,
           retry_delay=dt.timedelta(seconds=5), retry_exponential_backoff=0,
           pool=config.POOL_SENDERS, queue=config.QUEUE_DELIVERY, execution_timeout=sender_execution_timeout())
     def send_shard(unit: dict) -> dict:
@@ -159,7 +159,7 @@ def fanout_tasks(backfill: bool):
 
         return run_send_shard(unit, get_current_context())
 
-    @task(trigger_rule="all_done")
+    @task(multiple_outputs=False, trigger_rule="all_done")
     def validate_delivery_sla(day: str | None = None) -> dict:
         from include.core.db import get_engine
         from include.delivery.fanout import validate_sla
@@ -208,7 +208,7 @@ def late_start_tasks():
     def act_on_on_call_answer() -> str:
         return late_start.act_on_answer(get_current_context())
 
-    @task(task_id=late_start.SKIP_TASK)
+    @task(multiple_outputs=False, task_id=late_start.SKIP_TASK)
     def skip_late_run() -> dict:
         from include.core.db import get_engine
 
