@@ -190,6 +190,11 @@ def _one_run(engine, sandbox: _Admin, api: httpx.Client, roots: dict[str, int], 
             "SELECT count(*), min(accepted_at), max(accepted_at) FROM deliveries "
             "WHERE business_date = :d AND status IN ('accepted', 'sent', 'delivered', 'read')"),
             {"d": day}).one()
+        per_unit = c.execute(sa.text(
+            "SELECT p.shard, p.segment, count(*) AS n, min(d.accepted_at) AS first, max(d.accepted_at) AS last "
+            "FROM deliveries d JOIN delivery_plan p USING (business_date, advisor_id) "
+            "WHERE d.business_date = :d AND d.accepted_at IS NOT NULL GROUP BY 1, 2 ORDER BY 1, 2"),
+            {"d": day}).fetchall()
     hooks_after = sandbox.admin.get("/_sandbox/webhooks/stats").json()
     stats = sandbox.admin.get("/_sandbox/ledger/stats").json()
     drain_s = _webhooks_drained(sandbox)
@@ -253,6 +258,10 @@ def _one_run(engine, sandbox: _Admin, api: httpx.Client, roots: dict[str, int], 
                      "end": secs(queued, _ts(t["end_date"]))}
                     for t in sorted(tis, key=lambda t: (t["start_date"] or "", t.get("map_index", -1)))
                     if t["start_date"] and t["end_date"]],
+        # Each (shard, segment)'s first and last accepted message, from queued_at: how far apart the senders
+        # started and finished sending.
+        "segments_accepting_s": [{"shard": r.shard, "segment": r.segment, "accepted": r.n,
+                                  "first": secs(queued, r.first), "last": secs(queued, r.last)} for r in per_unit],
         "responses_130429": stats["counters"].get("throttled", 0) - throttled_before,
         # The stack's start-up run also messaged every advisor (same real day), so duplicates are counted by
         # idempotency key (business date, advisor), not by recipient and day.
