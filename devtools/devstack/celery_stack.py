@@ -39,6 +39,8 @@ def airflow_env(broker_url: str, metadata_url: str) -> dict[str, str]:
         "AIRFLOW__CELERY__BROKER_URL": broker_url,
         "AIRFLOW__CELERY__RESULT_BACKEND": "db+" + metadata_url,
         "AIRFLOW__OPERATORS__DEFAULT_QUEUE": config.QUEUE_DEFAULT,
+        # Airflow's Celery defaults plus the modules every task imports, preloaded before the pool forks.
+        "AIRFLOW__CELERY__CELERY_CONFIG_OPTIONS": "include.core.celery_config.CELERY_CONFIG",
         # Redis redelivers an unacknowledged task after this long: longer than any task may run (send_shard's
         # execution_timeout is about 75 min), so a slow sender is never started twice by the broker. A worker
         # that dies is handled by the scheduler instead (heartbeat timeout, then the task's retries).

@@ -110,3 +110,9 @@ def test_celery_workers_use_the_same_queue_layout_as_make_run():
 
     timeout = services["airflow-scheduler"]["environment"]["AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT"]
     assert timeout == HEARTBEAT_TIMEOUT_S and int(timeout) < 300, timeout  # a lost worker is noticed in the window
+    from devtools.devstack.celery_stack import airflow_env
+
+    option = "AIRFLOW__CELERY__CELERY_CONFIG_OPTIONS"  # the preloaded modules (include/core/task_preload.py)
+    for name, svc in services.items():
+        if (svc.get("command") or [])[:2] == ["celery", "worker"]:
+            assert svc["environment"][option] == airflow_env("redis://x", "postgresql://x")[option], name

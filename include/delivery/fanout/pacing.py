@@ -298,11 +298,14 @@ class ShardSender:
         log.info("%s starts: %d messages to send from %s (%.0f msg/s)", self.unit.label, self._open_at_start,
                  self.number.display_phone, self.number.throughput_mps)
         self.state.paused = await self._db(self.control.read_kill_switch)
-        await self._tick()  # the lease is live (peers see this sender) before the first send
         # A template paused or a number flagged before this unit started is acted on before its first send.
         await self._slow_tick()
+        # The lease goes live (peers see this sender) only now, ready to send: peers waiting at the start gate
+        # for it then start together with it, not while it is still doing the work above.
         if self.unit.peers > 1:
             await self._start_gate()
+        else:
+            await self._tick()
         next_control = time.monotonic() + self.opt.control_tick_s
         control: asyncio.Task | None = None
         slow: asyncio.Task | None = None
