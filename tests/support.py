@@ -139,9 +139,11 @@ class SandboxProcess:
 
 class WebhookRecorder:
     """A tiny HTTP receiver on a loopback port that records what the sandbox posts to it.
-    It can answer errors for the first `fail_first` requests, to exercise the sandbox's retries."""
+    It can answer errors for the first `fail_first` requests, to exercise the sandbox's retries, and answer each
+    request only after `answer_after_s`."""
 
-    def __init__(self, fail_first: int = 0):
+    def __init__(self, fail_first: int = 0, answer_after_s: float = 0.0):
+        import asyncio
         import threading
 
         import uvicorn
@@ -159,6 +161,8 @@ class WebhookRecorder:
                 self.failed += 1
                 return PlainTextResponse("busy", status_code=503)
             self.received.append((dict(request.headers), body))
+            if answer_after_s:
+                await asyncio.sleep(answer_after_s)  # a slow receiver: the sender's notifications pile up
             return PlainTextResponse("ok")
 
         self.port = free_port()

@@ -179,5 +179,8 @@ class StackSettings:
             "SANDBOX_APP_SECRET": s.get("app_secret", ""),
             "SANDBOX_WABA_ID": WABA_ID,
             "SANDBOX_CALLBACK_URL": callback_url,
+            # Status notifications due together go out up to 100 per POST, as Meta aggregates them (up to 1,000)
+            # under volume; the suite's sandboxes keep 1, the receiver's worst case.
+            "SANDBOX_WEBHOOK_BATCH_MAX": "100",
             "PYTHONPATH": str(ROOT),
         }

@@ -1,7 +1,8 @@
 """Run the sandbox: `python -m devtools.sandbox.server [--host 127.0.0.1] [--port 8090]`.
 
 Settings come from the environment (SANDBOX_ACCESS_TOKEN, SANDBOX_APP_SECRET, SANDBOX_WABA_ID,
-SANDBOX_CALLBACK_URL, SANDBOX_LIMITS=off) and can be changed at run time through /_sandbox/config. The SMTP sink
+SANDBOX_CALLBACK_URL, SANDBOX_LIMITS=off, SANDBOX_WEBHOOK_BATCH_MAX) and can be changed at run time through
+/_sandbox/config. The SMTP sink
 (smtp_sink.py) listens on --host at --smtp-port (SANDBOX_SMTP_PORT, default 8025; 0 = any free port).
 """
 from __future__ import annotations
@@ -21,7 +22,8 @@ def settings_from_env() -> tuple[Settings, WebhookSettings]:
     s.app_secret = os.environ.get("SANDBOX_APP_SECRET") or s.app_secret
     s.waba_id = os.environ.get("SANDBOX_WABA_ID") or s.waba_id
     s.limits_enabled = os.environ.get("SANDBOX_LIMITS", "on").lower() not in ("off", "0", "false")
-    w = WebhookSettings(url=os.environ.get("SANDBOX_CALLBACK_URL", ""))
+    w = WebhookSettings(url=os.environ.get("SANDBOX_CALLBACK_URL", ""),
+                        batch_max=int(os.environ.get("SANDBOX_WEBHOOK_BATCH_MAX", "1")))
     return s, w
 
 

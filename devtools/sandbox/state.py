@@ -216,6 +216,8 @@ class WebhookSettings:
     url: str = ""
     duplicate_rate: float = 0.0
     reorder_rate: float = 0.0
+    # Notifications already due that go out in one POST (Meta aggregates up to 1,000, unguaranteed): 1 = each alone
+    # (the tests' default, the receiver's worst case); the dev stack sets SANDBOX_WEBHOOK_BATCH_MAX.
     batch_max: int = 1
     sent_delay_s: float = 0.05
     delivered_delay_s: float = 0.3

@@ -85,12 +85,14 @@ def test_a_signed_body_that_is_not_a_webhook_is_a_400_and_not_stored(app_db, rec
 
 
 # -- reconciliation of real sandbox webhooks ---------------------------------------------------------
-def test_reconciliation_with_duplicated_reordered_and_skipped_delivered_webhooks(app_db, sandbox, receiver):
+# Each notification alone, and aggregated as Meta does under volume (statuses due together in one POST).
+@pytest.mark.parametrize("batch_max", [1, 50])
+def test_reconciliation_with_duplicated_reordered_and_skipped_delivered_webhooks(app_db, sandbox, receiver, batch_max):
     from include.reporting.webhook_reconciliation import reconcile_webhooks
 
     # Research recipients: ...1 delivered, ...2 read with the delivered event skipped, ...3 fails by webhook.
     planned_world(app_db, advisors=60, research_digits="1231")
-    sandbox.configure(webhooks={"url": receiver.url, "duplicate_rate": 0.5,
+    sandbox.configure(webhooks={"url": receiver.url, "batch_max": batch_max, "duplicate_rate": 0.5,
                                 "reorder_rate": 0.5, "read_rate": 0.3, "sent_delay_s": 0.05,
                                 "delivered_delay_s": 0.2, "read_delay_s": 0.4})
     send_everything(app_db, sandbox)
@@ -102,6 +104,9 @@ def test_reconciliation_with_duplicated_reordered_and_skipped_delivered_webhooks
     assert wait_events(app_db, expected_events), (expected_events, stats)
     sandbox.wait_webhooks_drained()  # the duplicates and retries too, not only the events counted above
     assert receiver.stats.duplicates > 0, "the sandbox sent duplicates and the receiver ignored them"
+    if batch_max > 1:
+        stats = sandbox.admin.get("/_sandbox/webhooks/stats").json()
+        assert stats["posts"] < stats["delivered"], stats  # some notifications did share a POST
     first = reconcile_webhooks(app_db)
     assert first.deliveries_updated == accepted and first.left_unprocessed == 0
     got = {r.phone: r for r in rows(app_db, """

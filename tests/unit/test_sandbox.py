@@ -123,6 +123,32 @@ def test_duplicate_and_reorder_settings_take_effect(sandbox, receiver):
     assert stats["duplicated"] == 10 and stats["reordered"] == 5
 
 
+def test_notifications_due_together_are_aggregated_as_meta_does_up_to_batch_max(sandbox):
+    """Meta aggregates notifications (up to 1,000 updates, unguaranteed): with batch_max, statuses already due
+    share a POST (here because the receiver is slow and they pile up), signed over the whole body, one entry per
+    account carrying the changes in order."""
+    import json
+
+    receiver = WebhookRecorder(answer_after_s=0.3)
+    try:
+        sandbox.configure(webhooks={"url": receiver.url, "batch_max": 25, "read_rate": 0.0,
+                                    "sent_delay_s": 0.05, "delivered_delay_s": 0.1})
+        for i in range(40):
+            httpx.post(f"{sandbox.url}/v21.0/{PNID}/messages", headers=AUTH, json=message(f"+91981235{i:04d}"))
+        assert receiver.wait_for(lambda rec: len(rec.statuses()) >= 80, timeout=30)
+    finally:
+        receiver.stop()
+    sizes = []
+    for headers, body in receiver.received:
+        assert headers["x-hub-signature-256"] == _sig(body)
+        payload = json.loads(body)
+        assert len(payload["entry"]) == 1 and payload["object"] == "whatsapp_business_account"
+        sizes.append(sum(len(c["value"].get("statuses", [])) for c in payload["entry"][0]["changes"]))
+    assert sum(sizes) == 80 and max(sizes) > 1 and max(sizes) <= 25, sizes
+    stats = sandbox.admin.get("/_sandbox/webhooks/stats").json()
+    assert stats["delivered"] == 80 and stats["posts"] == len(sizes) < 80
+
+
 def test_webhooks_are_retried_while_the_receiver_errors(sandbox):
     rec = WebhookRecorder(fail_first=3)
     try:
