@@ -14,7 +14,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from devtools.devstack.pg import pg_bin_dir
-from include.core import task_preload
 
 ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_DATA_DIR = ROOT / ".data"
@@ -140,11 +139,6 @@ class StackSettings:
             "AIRFLOW__SCHEDULER__SCHEDULER_IDLE_SLEEP_TIME": os.environ.get(
                 "AIRFLOW__SCHEDULER__SCHEDULER_IDLE_SLEEP_TIME", "0.25"),
             "AIRFLOW__SCHEDULER__SCHEDULER_HEALTH_CHECK_SERVER_HOST": "127.0.0.1",
-            "AIRFLOW__SCHEDULER__MP_START_METHOD": os.environ.get("AIRFLOW__SCHEDULER__MP_START_METHOD", "forkserver"),
-            # The LocalExecutor's workers come from a forkserver that preloaded what every task imports
-            # (include/core/task_preload.py); the executor module itself is what the forkserver runs.
-            "AIRFLOW__CORE__MP_FORKSERVER_PRELOAD": ",".join(("airflow.executors.local_executor",
-                                                              *task_preload.MODULES)),
             "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "30",
             # Re-parse an unchanged DAG file every 5 min instead of every 30 s: re-parsing the 22 files took ~4.6 s
             # of CPU per 20 s fan-out run (bench/fanout_dag.py cpu_s) on the 2 cores the senders use. A DAG file

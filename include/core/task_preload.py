@@ -2,13 +2,16 @@
 
 Airflow's task runtime, DAG parsing and providers, and the third-party libraries include/ uses (pydantic-settings,
 phonenumbers, slack_sdk, httpx, SQLAlchemy, psycopg2, uvloop). Measured, from a send_shard's fork to its DAG parsed
-and the sender's modules imported: 0.36 s of imports forked from the scheduler (Airflow's default), 0.10-0.12 s
-with these preloaded; a fan-out run has 8 task starts, 4-5 of them at once on 2 cores.
+and the sender's modules imported: 0.36 s of imports without them, 0.10-0.12 s with these preloaded; a fan-out
+run has 8 task starts, 4-5 of them at once on 2 cores.
 
-* LocalExecutor: its workers come from a forkserver that imported these ([scheduler] mp_start_method =
-  forkserver, [core] mp_forkserver_preload, Airflow 3.3); devtools/devstack/env.py sets both.
 * CeleryExecutor: the worker imports them before it forks its pool (Celery's `imports`, through
-  [celery] celery_config_options = include.core.celery_config.CELERY_CONFIG).
+  [celery] celery_config_options = include.core.celery_config.CELERY_CONFIG), so every task process forked
+  below it has them.
+* LocalExecutor: its workers are forked from the scheduler (Airflow's default) and inherit the scheduler's
+  Airflow modules. Airflow 3.3's forkserver start method with [core] mp_forkserver_preload would add the rest,
+  but then it spawns the executor's workers one at a time, on demand: a fan-out's fifth sender waited 3.6 s for
+  its worker on the first run after a restart (bench.fanout_dag), so the dev stack keeps fork.
 
 The project's own code is deliberately not preloaded: a change to include/ reaches the next task without a
 restart of the scheduler or the workers.

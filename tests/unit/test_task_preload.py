@@ -1,45 +1,21 @@
 """The modules preloaded for task processes (include/core/task_preload.py) exist, are not the project's own code,
-and reach both executors: the LocalExecutor's forkserver and the Celery workers (dev stack and compose alike)."""
+and a Celery worker (dev stack and compose alike) imports them before it forks its pool."""
 import importlib
 import subprocess
 import sys
+from pathlib import Path
 
 from include.core import task_preload
 
 
 def test_every_preloaded_module_imports():
-    # multiprocessing's forkserver skips a preload that fails to import, silently: a typo here would cost every
-    # task its import time again without a word.
+    # A typo here would fail every Celery worker's start: caught here first.
     for name in task_preload.MODULES:
         importlib.import_module(name)
 
 
 def test_the_projects_own_code_is_not_preloaded():
     assert not [m for m in task_preload.MODULES if m.split(".")[0] in ("include", "dags", "plugins", "devtools")]
-
-
-def test_a_task_process_finds_them_already_imported_in_the_local_executors_forkserver(tmp_path):
-    from devtools.devstack.env import StackSettings
-
-    env = StackSettings(data_dir=tmp_path, app_db_conn_json="{}",
-                        airflow_db_url="postgresql://x", sandbox_url="http://127.0.0.1:1").airflow_env()
-    assert env["AIRFLOW__SCHEDULER__MP_START_METHOD"] == "forkserver"
-    preload = env["AIRFLOW__CORE__MP_FORKSERVER_PRELOAD"].split(",")
-    assert preload[0] == "airflow.executors.local_executor" and set(task_preload.MODULES) <= set(preload)
-    # What the forkserver does with that list, in a fresh interpreter: a process it forks has the modules.
-    script = tmp_path / "forkserver_child.py"
-    script.write_text(
-        "import multiprocessing as mp, sys\n"
-        f"WANTED = {list(task_preload.MODULES)!r}\n"
-        "def child(q):\n"
-        "    q.put(sorted(m for m in WANTED if m in sys.modules))\n"
-        "if __name__ == '__main__':\n"
-        f"    ctx = mp.get_context('forkserver'); ctx.set_forkserver_preload({preload!r})\n"
-        "    q = ctx.Queue(); p = ctx.Process(target=child, args=(q,)); p.start()\n"
-        "    print(q.get(timeout=120)); p.join()\n")
-    out = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=180, cwd=tmp_path)
-    assert out.returncode == 0, out.stderr[-2000:]
-    assert out.stdout.strip() == str(sorted(task_preload.MODULES))
 
 
 def test_celery_workers_import_them_before_forking_their_pool():
@@ -54,3 +30,24 @@ def test_celery_workers_import_them_before_forking_their_pool():
     # Airflow's own Celery settings are kept (broker, queues, acks, prefetch), only `imports` is added.
     assert {k: v for k, v in CELERY_CONFIG.items() if k != "imports"} == \
         {k: v for k, v in DEFAULT_CELERY_CONFIG.items() if k != "imports"}
+
+
+def test_a_celery_worker_has_them_imported_before_its_pool_forks(tmp_path):
+    """What `airflow celery worker` does with the config before forking its prefork pool (Celery's WorkController
+    calls loader.init_worker()), in a fresh interpreter: afterwards every preloaded module is in the process."""
+    script = tmp_path / "celery_worker_init.py"
+    script.write_text(
+        "import sys\n"
+        "from celery import Celery\n"
+        "from include.core.celery_config import CELERY_CONFIG\n"
+        "from include.core.task_preload import MODULES\n"
+        "before = [m for m in MODULES if m in sys.modules]\n"
+        "app = Celery('airflow', config_source={**CELERY_CONFIG, 'broker_url': 'memory://'})\n"
+        "app.loader.init_worker()\n"
+        "print(len(before) < len(MODULES), [m for m in MODULES if m not in sys.modules])\n")
+    import os
+
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
+    out = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=180, env=env)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.strip().splitlines()[-1] == "True []"
