@@ -19,6 +19,7 @@ from enum import StrEnum
 from typing import Any
 
 import httpx
+import msgspec
 
 from include.core import config
 from include.core.phones import mask_phone
@@ -459,8 +460,13 @@ class AsyncWhatsAppClient:
         raise err
 
 
+_encode_json = msgspec.json.Encoder().encode
+
+
 def _json_dumps(obj: Any) -> str:
-    return json.dumps(obj, separators=(",", ":"))
+    """The bulk path's request bodies: msgspec (compact, UTF-8) costs a fraction of json.dumps per message, which
+    was ~6% of a sender's CPU at 1,000 msg/s (py-spy)."""
+    return _encode_json(obj).decode()
 
 
 def _aiohttp_error(exc: BaseException) -> WhatsAppError:
