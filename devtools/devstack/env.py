@@ -114,7 +114,9 @@ class StackSettings:
             "AIRFLOW__CORE__PLUGINS_FOLDER": str(ROOT / "plugins"),
             "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
             "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "False",
-            "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
+            # Airflow's LocalExecutor, forking its workers after importing what every task imports
+            # (include/core/preloading_executor.py); celery_stack.airflow_env swaps in CeleryExecutor.
+            "AIRFLOW__CORE__EXECUTOR": "include.core.preloading_executor.PreloadingLocalExecutor",
             "AIRFLOW__CORE__PARALLELISM": str(self.parallelism),
             "AIRFLOW__CORE__DEFAULT_TIMEZONE": "Asia/Kolkata",
             "AIRFLOW__CORE__FERNET_KEY": s.get("fernet_key", ""),
