@@ -8,10 +8,8 @@ preloaded; a fan-out run has 8 task starts, 4-5 of them at once on 2 cores.
 * CeleryExecutor: the worker imports them before it forks its pool (Celery's `imports`, through
   [celery] celery_config_options = include.core.celery_config.CELERY_CONFIG), so every task process forked
   below it has them.
-* LocalExecutor: its workers are forked from the scheduler (Airflow's default) and inherit the scheduler's
-  Airflow modules. Airflow 3.3's forkserver start method with [core] mp_forkserver_preload would add the rest,
-  but then it spawns the executor's workers one at a time, on demand: a fan-out's fifth sender waited 3.6 s for
-  its worker on the first run after a restart (bench.fanout_dag), so the dev stack keeps fork.
+* LocalExecutor: `include.core.preloading_executor.PreloadingLocalExecutor` (the dev stack's executor) imports
+  them in the scheduler before it forks the executor's workers.
 
 The project's own code is deliberately not preloaded: a change to include/ reaches the next task without a
 restart of the scheduler or the workers.
