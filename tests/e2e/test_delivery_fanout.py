@@ -241,6 +241,33 @@ def test_a_peer_that_never_starts_holds_the_gate_only_until_its_limit(app_db, sa
         s._release()
 
 
+def test_the_start_gate_rides_out_a_database_blip(app_db, sandbox):
+    """PostgreSQL away for a moment while senders wait at the gate: they retry, and start together once it is back."""
+    import sqlalchemy.exc
+
+    from include.core import config
+    from include.delivery.fanout import ShardSender, Unit
+
+    units = _fast_number_units(app_db)
+    senders = [ShardSender(app_db, _settings(sandbox), Unit.from_dict(u), _options(sandbox, peer_start_wait_s=5))
+               for u in units]
+    real = senders[0].control.start_gate
+    failures = iter(range(3))
+
+    def flaky():
+        if next(failures, None) is not None:
+            raise sqlalchemy.exc.OperationalError("SELECT 1", {}, Exception("server closed the connection"))
+        return real()
+
+    senders[0].control.start_gate = flaky
+    passed = _gate(senders, [0, 0, 0, 0])
+    assert max(passed) - min(passed) < 0.3 and max(passed) < 2.0, passed
+    assert next(failures, None) is None  # the blip happened
+    for s in senders:
+        assert s.bucket.ceiling == pytest.approx(1000 * config.SENDER_RATE_HEADROOM / len(units))
+        s._release()
+
+
 def test_crash_mid_batch_then_retry_sends_nobody_twice_and_loses_nobody(app_db, sandbox, receiver, pg_server):
     import time
 

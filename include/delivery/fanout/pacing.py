@@ -122,7 +122,15 @@ class ShardSender:
         poll = min(0.05, self.opt.control_tick_s)
         give_up = time.monotonic() + self.opt.peer_start_wait_s
         while True:
-            peers = await self._db(self.control.start_gate)
+            try:
+                peers = await self._db(self.control.start_gate)
+            except TRANSIENT_DB_ERRORS as exc:  # PostgreSQL away: keep the planned share, try again shortly
+                log.warning("%s: database unavailable at the start gate (%s); retrying", self.unit.label,
+                            type(exc).__name__)
+                if time.monotonic() >= give_up:
+                    return  # the bucket keeps its planned share (the number's throughput / planned peers)
+                await asyncio.sleep(4 * poll)
+                continue
             if peers.earliest_peer_s >= self.opt.peer_start_wait_s - 2 * poll:
                 await asyncio.sleep(1.5 * self.opt.control_tick_s)
                 await self._tick()
