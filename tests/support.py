@@ -139,10 +139,10 @@ class SandboxProcess:
 
 class WebhookRecorder:
     """A tiny HTTP receiver on a loopback port that records what the sandbox posts to it.
-    It can answer errors for the first `fail_first` requests, to exercise the sandbox's retries, and answer each
-    request only after `answer_after_s`."""
+    It can answer errors for the first `fail_first` requests, to exercise the sandbox's retries, answer each
+    request only after `answer_after_s`, or hold every answer until `release()`."""
 
-    def __init__(self, fail_first: int = 0, answer_after_s: float = 0.0):
+    def __init__(self, fail_first: int = 0, answer_after_s: float = 0.0, hold: bool = False):
         import asyncio
         import threading
 
@@ -152,6 +152,9 @@ class WebhookRecorder:
         from starlette.routing import Route
 
         self.received: list[tuple[dict, bytes]] = []
+        self.released = threading.Event()
+        if not hold:
+            self.released.set()
         self.fail_first = fail_first
         self.failed = 0
 
@@ -163,6 +166,8 @@ class WebhookRecorder:
             self.received.append((dict(request.headers), body))
             if answer_after_s:
                 await asyncio.sleep(answer_after_s)  # a slow receiver: the sender's notifications pile up
+            while not self.released.is_set():  # held: nothing is answered until release()
+                await asyncio.sleep(0.01)
             return PlainTextResponse("ok")
 
         self.port = free_port()
@@ -174,6 +179,9 @@ class WebhookRecorder:
         deadline = time.monotonic() + 10
         while not self._server.started and time.monotonic() < deadline:
             time.sleep(0.05)
+
+    def release(self) -> None:
+        self.released.set()
 
     def payloads(self) -> list[dict]:
         import json

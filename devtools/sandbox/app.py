@@ -610,7 +610,7 @@ def create_app(settings: Settings | None = None, webhooks: WebhookSettings | Non
         return _json(asdict(entry))
 
     async def admin_webhook_stats(request: Request) -> Response:
-        return _json({**dispatcher.stats, "pending": dispatcher.pending})
+        return _json({**dispatcher.stats, "pending": dispatcher.pending, "not_due": dispatcher.not_due})
 
     # ---------------------------------------------------------------- Slack
     async def slack_post(request: Request) -> Response:

@@ -67,6 +67,11 @@ class WebhookDispatcher:
         dropped), which tests poll for instead of sleeping."""
         return len(self._heap) + (self._queue.qsize() if self._queue else 0) + self._posting
 
+    @property
+    def not_due(self) -> int:
+        """Webhooks scheduled for later (retries, delays): the rest of `pending` is due, queued or being posted."""
+        return len(self._heap)
+
     def kick(self) -> None:
         """Wake the scheduler now (a timed fault was set or changed)."""
         if self._wake is not None:

@@ -129,12 +129,20 @@ def test_notifications_due_together_are_aggregated_as_meta_does_up_to_batch_max(
     account carrying the changes in order."""
     import json
 
-    receiver = WebhookRecorder(answer_after_s=0.3)
+    receiver = WebhookRecorder(hold=True)  # answers nothing until every message is sent: the rest pile up
     try:
         sandbox.configure(webhooks={"url": receiver.url, "batch_max": 25, "read_rate": 0.0,
                                     "sent_delay_s": 0.05, "delivered_delay_s": 0.1})
         for i in range(40):
             httpx.post(f"{sandbox.url}/v21.0/{PNID}/messages", headers=AUTH, json=message(f"+91981235{i:04d}"))
+        def all_due():
+            stats = sandbox.admin.get("/_sandbox/webhooks/stats").json()
+            return stats.get("scheduled", 0) >= 80 and stats["not_due"] == 0
+
+        deadline = time.monotonic() + 10
+        while not all_due() and time.monotonic() < deadline:  # every status planned and fallen due
+            time.sleep(0.02)
+        receiver.release()
         assert receiver.wait_for(lambda rec: len(rec.statuses()) >= 80, timeout=30)
     finally:
         receiver.stop()
