@@ -23,6 +23,18 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def fanout_slot_far_from_now() -> dict[str, str]:
+    """A delivery_fanout slot 12 hours from now (IST), for stack tests that trigger their own fan-out run. A stack
+    started within minutes after the 06:00 IST slot runs that slot at once (catchup=False still runs the latest
+    slot when it is that recent), on time, and its run holds the DAG's single active run (max_active_runs=1) while
+    it sends the test's plan: the tests would then depend on the time of day they run at (CI at 00:33 UTC did)."""
+    import datetime as dt
+    from zoneinfo import ZoneInfo
+
+    slot = dt.datetime.now(ZoneInfo("Asia/Kolkata")) + dt.timedelta(hours=12)
+    return {"FA_SCHEDULE_DELIVERY_FANOUT": f"{slot.minute} {slot.hour} * * *"}
+
+
 def start_stack(data_dir, advisors: int, extra_env: dict[str, str] | None = None):
     """`make run`'s supervisor on free loopback ports, with nothing inherited from this shell's Airflow or
     FA_ settings (only `extra_env`). Returns (process, api_port, sandbox_port); stdout is a text pipe."""

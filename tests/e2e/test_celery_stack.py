@@ -27,7 +27,7 @@ import pytest
 import sqlalchemy as sa
 
 from tests.e2e.test_stack import _api, _dag_parsed, _ours
-from tests.support import ROOT, free_port, read_stack_banner, wait_until
+from tests.support import ROOT, fanout_slot_far_from_now, free_port, read_stack_banner, wait_until
 
 # The whole-stack tests share one xdist worker (`make test` runs two): each starts real Airflow on the same 2 cores.
 pytestmark = [pytest.mark.e2e, pytest.mark.slow, pytest.mark.xdist_group("stack")]
@@ -46,7 +46,7 @@ def _start_celery_stack(data_dir: Path):
                AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT=str(free_port()),
                AIRFLOW__SCHEDULER__SCHEDULER_HEALTH_CHECK_SERVER_PORT=str(free_port()),
                AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT="15",
-               AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT_DETECTION_INTERVAL="2")
+               AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT_DETECTION_INTERVAL="2", **fanout_slot_far_from_now())
     proc = subprocess.Popen([sys.executable, "-m", "devtools.devstack.stack", "run", "--executor", "celery",
                              "--advisors", str(ADVISORS), "--data-dir", str(data_dir)], cwd=ROOT, env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)

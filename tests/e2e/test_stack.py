@@ -13,7 +13,7 @@ import urllib.request
 import psutil
 import pytest
 
-from tests.support import read_stack_banner, start_stack
+from tests.support import fanout_slot_far_from_now, read_stack_banner, start_stack
 
 # The whole-stack tests share one xdist worker (`make test` runs two): each starts real Airflow on the same 2 cores.
 pytestmark = [pytest.mark.e2e, pytest.mark.slow, pytest.mark.xdist_group("stack")]
@@ -78,7 +78,8 @@ def _a_missed_deadline_pages(base: str, token: str, sandbox: str) -> None:
     def deadline_post():
         with urllib.request.urlopen(f"{sandbox}/slack/api/posts", timeout=10) as r:
             posts = json.load(r)["posts"]
-        return next((p["payload"] for p in posts if "missed its deadline" in p["payload"].get("text", "")), None)
+        return next((p["payload"] for p in posts
+                     if "pre_delivery_check missed its deadline" in p["payload"].get("text", "")), None)
 
     post = wait_until(deadline_post, timeout=180, poll_s=2, what="the deadline-missed page on Slack")
     assert post["text"].startswith("[P0]") and "pre_delivery_check missed its deadline (05:58 IST)" in post["text"]
@@ -95,7 +96,7 @@ def _dag_parsed(base: str, token: str, dag_id: str) -> bool:
 
 def test_make_run_comes_up_healthy_and_ctrl_c_leaves_no_orphans(tmp_path):
     data_dir = str(tmp_path / "data")
-    proc, api_port, sandbox_port = start_stack(data_dir, advisors=60)
+    proc, api_port, sandbox_port = start_stack(data_dir, advisors=60, extra_env=fanout_slot_far_from_now())
     out = ""
     try:
         out = read_stack_banner(proc, timeout_s=150)
