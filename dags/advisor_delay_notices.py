@@ -25,9 +25,9 @@ drills); leave it empty in production.
 """
 from __future__ import annotations
 
-from airflow.sdk import Param, dag, get_current_context, task
+from airflow.sdk import Param, dag, get_current_context
 
-from include.core.dagkit import default_args, ist_cron
+from include.core.dagkit import default_args, ist_cron, task
 
 
 @dag(dag_id="advisor_delay_notices", schedule=ist_cron("*/5 * * * *"), catchup=False, max_active_runs=1,
@@ -37,13 +37,13 @@ from include.core.dagkit import default_args, ist_cron
                             description="ISO 8601 time with offset, e.g. 2026-12-01T06:16:00+05:30. Empty (always "
                                         "in production): now, and the run's date in IST.")})
 def advisor_delay_notices():
-    @task(multiple_outputs=False)
+    @task
     def notify_delayed_advisors() -> dict:
         from include.advisor_notices.tasks import notify_delayed_advisors as notify
 
         return notify(get_current_context())
 
-    @task(multiple_outputs=False, trigger_rule="all_done")
+    @task(trigger_rule="all_done")
     def publish_status_page() -> dict:
         from include.advisor_notices.tasks import publish_status_page as publish
 

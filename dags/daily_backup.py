@@ -7,10 +7,10 @@ ones come from `weekly_maintenance`).
 """
 from __future__ import annotations
 
-from airflow.sdk import dag, get_current_context, task
+from airflow.sdk import dag, get_current_context
 
 from include.core import config
-from include.core.dagkit import default_args, ist_cron
+from include.core.dagkit import default_args, ist_cron, task
 
 
 @dag(dag_id="daily_backup", schedule=ist_cron(config.SCHEDULE_DAILY_BACKUP), catchup=False, max_active_runs=1,
@@ -19,11 +19,11 @@ from include.core.dagkit import default_args, ist_cron
 def daily_backup():
     from include.maintenance import tasks as m
 
-    @task(multiple_outputs=False, pool=config.POOL_DB_MAINTENANCE)  # one DB-heavy step at a time, never the senders' slots
+    @task(pool=config.POOL_DB_MAINTENANCE)  # one DB-heavy step at a time, never the senders' slots
     def backup_app_db() -> dict:
         return m.run_backup(get_current_context(), "daily", "daily_backup")
 
-    @task(multiple_outputs=False, pool=config.POOL_DB_MAINTENANCE)  # one DB-heavy step at a time, never the senders' slots
+    @task(pool=config.POOL_DB_MAINTENANCE)  # one DB-heavy step at a time, never the senders' slots
     def verify_backup_restore(backup: dict) -> dict:
         return m.run_verify_backup(backup, get_current_context(), "daily_backup")
 

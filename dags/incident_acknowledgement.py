@@ -15,10 +15,10 @@ from __future__ import annotations
 import datetime as dt
 
 from airflow.providers.standard.operators.hitl import HITLOperator
-from airflow.sdk import Param, dag, get_current_context, task
+from airflow.sdk import Param, dag, get_current_context
 
 from include.core import config
-from include.core.dagkit import HITL_RETRIES, default_args
+from include.core.dagkit import HITL_RETRIES, default_args, task
 from include.core.notifiers import DecisionRequestedNotifier
 from include.incidents import acknowledgement as ack
 
@@ -49,7 +49,7 @@ def incident_acknowledgement():
                           "PagerDuty escalation goes on either way")],
         execution_timeout=dt.timedelta(minutes=5), **HITL_RETRIES)
 
-    @task(multiple_outputs=False)
+    @task
     def record_acknowledgement() -> dict:
         from include.incidents.tasks import record_acknowledgement as record
 

@@ -28,28 +28,28 @@ The ladders are in `include/incidents/escalation.py`; the roster is data (`oncal
 """
 from __future__ import annotations
 
-from airflow.sdk import dag, get_current_context, task
+from airflow.sdk import dag, get_current_context
 
-from include.core.dagkit import default_args, ist_cron
+from include.core.dagkit import default_args, ist_cron, task
 
 
 @dag(dag_id="incident_escalation", schedule=ist_cron("*/5 * * * *"), catchup=False, max_active_runs=1,
      tags=["incidents", "paging"], default_args=default_args("incident", retries=2), doc_md=__doc__,
      description="Every 5 min: page due escalations (any date), ask for UI acknowledgement, remind overdue post-mortems")
 def incident_escalation():
-    @task(multiple_outputs=False)
+    @task
     def page_due_escalations() -> dict:
         from include.incidents.tasks import page_due_escalations as page
 
         return page(get_current_context())
 
-    @task(multiple_outputs=False)
+    @task
     def remind_overdue_postmortems() -> dict:
         from include.incidents.tasks import remind_overdue_postmortems as remind
 
         return remind(get_current_context())
 
-    @task(multiple_outputs=False)
+    @task
     def request_acknowledgement_in_ui() -> dict:
         from include.incidents.tasks import request_acknowledgements
 

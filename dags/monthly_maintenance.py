@@ -15,10 +15,10 @@ Runbook *"Monthly maintenance"*. The timetable is `CronTriggerTimetable("0 1 * *
 """
 from __future__ import annotations
 
-from airflow.sdk import dag, get_current_context, task
+from airflow.sdk import dag, get_current_context
 
 from include.core import config
-from include.core.dagkit import date_param, default_args, ist_cron
+from include.core.dagkit import date_param, default_args, ist_cron, task
 from include.core.dates import TODAY
 
 
@@ -29,27 +29,27 @@ from include.core.dates import TODAY
 def monthly_maintenance():
     from include.maintenance import tasks as m
 
-    @task(multiple_outputs=False, pool=config.POOL_DB_MAINTENANCE)  # one DB-heavy step at a time, never the senders' slots
+    @task(pool=config.POOL_DB_MAINTENANCE)  # one DB-heavy step at a time, never the senders' slots
     def run_dr_drill() -> dict:
         return m.run_dr_drill(get_current_context())
 
-    @task(multiple_outputs=False)
+    @task
     def review_compliance() -> dict:
         return m.run_compliance_review(get_current_context())
 
-    @task(multiple_outputs=False)
+    @task
     def plan_capacity() -> dict:
         return m.run_capacity_planning(get_current_context())
 
-    @task(multiple_outputs=False)
+    @task
     def refresh_templates() -> dict:
         return m.run_template_refresh(get_current_context())
 
-    @task(multiple_outputs=False)
+    @task
     def refresh_fallback_library() -> dict:
         return m.run_fallback_refresh(get_current_context())
 
-    @task(multiple_outputs=False, trigger_rule="all_done")
+    @task(trigger_rule="all_done")
     def publish_maintenance_summary(reported: dict) -> dict:
         return m.publish_summary("Monthly maintenance", reported, get_current_context())
 

@@ -18,12 +18,12 @@ from __future__ import annotations
 import datetime as dt
 
 from airflow.providers.standard.operators.hitl import HITLOperator
-from airflow.sdk import Param, dag, get_current_context, task
+from airflow.sdk import Param, dag, get_current_context
 
 from include.content import bulk_approval_offer as offer
 from include.core import config
 from include.core.assets import APPROVED_PACKS
-from include.core.dagkit import HITL_RETRIES, date_param, default_args, ist_cron
+from include.core.dagkit import HITL_RETRIES, date_param, default_args, ist_cron, task
 from include.core.dates import TOMORROW
 from include.core.notifiers import DecisionRequestedNotifier
 
@@ -56,13 +56,13 @@ def nightly_bulk_approval_offer():
             conn_id=config.SLACK_APPROVERS_CONN_ID)],
         execution_timeout=dt.timedelta(minutes=5), **HITL_RETRIES)
 
-    @task(multiple_outputs=False)
+    @task
     def approve_what_the_approvers_chose() -> dict:
         from include.content.tasks import apply_bulk_approval_answer
 
         return apply_bulk_approval_answer(get_current_context())
 
-    @task(multiple_outputs=False, outlets=[APPROVED_PACKS])
+    @task(outlets=[APPROVED_PACKS])
     def announce_newly_approved_packs() -> dict:
         from include.core.assets import announce_approved_packs
 

@@ -21,11 +21,11 @@ A render that fails QC is never delivered. Rerunning for the same date renders n
 """
 from __future__ import annotations
 
-from airflow.sdk import AssetOrTimeSchedule, Param, dag, get_current_context, task
+from airflow.sdk import AssetOrTimeSchedule, Param, dag, get_current_context
 
 from include.core import config
 from include.core.assets import APPROVED_PACKS, RENDERED_PACKS
-from include.core.dagkit import date_param, default_args, ist_cron
+from include.core.dagkit import date_param, default_args, ist_cron, task
 from include.core.dates import TOMORROW
 
 
@@ -44,11 +44,11 @@ from include.core.dates import TOMORROW
 def nightly_content_window():
     from include.content import tasks as t
 
-    @task(multiple_outputs=False)
+    @task
     def check_approval_backlog() -> dict:
         return t.check_approval_backlog(get_current_context())
 
-    @task(multiple_outputs=False)
+    @task
     def validate_templates() -> dict:
         return t.validate_templates(get_current_context())
 
@@ -56,33 +56,33 @@ def nightly_content_window():
     def plan_render_batches() -> list[dict]:
         return t.plan_render_batches(get_current_context())
 
-    @task(multiple_outputs=False, map_index_template="{{ batch_label }}")
+    @task(map_index_template="{{ batch_label }}")
     def render_approved_packs(batch: dict) -> dict:
         get_current_context()["batch_label"] = t.render_batch_label(batch, "approved")
         return t.render_batch(batch, "approved")
 
-    @task(multiple_outputs=False)
+    @task
     def review_compliance_with_ai() -> dict:
         return t.review_compliance_with_ai(get_current_context())
 
-    @task(multiple_outputs=False)
+    @task
     def assign_fallback_content() -> dict:
         return t.assign_fallback_content(get_current_context())
 
-    @task(multiple_outputs=False, map_index_template="{{ batch_label }}")
+    @task(map_index_template="{{ batch_label }}")
     def render_fallback_packs(batch: dict) -> dict:
         get_current_context()["batch_label"] = t.render_batch_label(batch, "fallback")
         return t.render_batch(batch, "fallback")
 
-    @task(multiple_outputs=False)
+    @task
     def finalize_fallback_renders() -> dict:
         return t.finalize_fallback_renders(get_current_context())
 
-    @task(multiple_outputs=False)
+    @task
     def send_canary() -> dict:
         return t.send_canary(get_current_context())
 
-    @task(multiple_outputs=False, trigger_rule="all_done", outlets=[RENDERED_PACKS])
+    @task(trigger_rule="all_done", outlets=[RENDERED_PACKS])
     def publish_window_summary(reported: dict) -> dict:
         ctx = get_current_context()
         summary = t.publish_window_summary(reported, ctx)

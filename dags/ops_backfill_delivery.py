@@ -28,9 +28,9 @@ nothing; use this DAG: one authorised, audited date at a time.
 """
 from __future__ import annotations
 
-from airflow.sdk import Param, dag, get_current_context, task
+from airflow.sdk import Param, dag, get_current_context
 
-from include.core.dagkit import default_args
+from include.core.dagkit import default_args, task
 
 
 @dag(dag_id="ops_backfill_delivery", schedule=None, catchup=False, max_active_runs=1, tags=["ops", "delivery"],

@@ -10,11 +10,11 @@ that date, rendering and QC-ing the newly approved packs (unchanged renders are 
 """
 from __future__ import annotations
 
-from airflow.sdk import Param, dag, get_current_context, task
+from airflow.sdk import Param, dag, get_current_context
 
 from include.core import config
 from include.core.assets import APPROVED_PACKS
-from include.core.dagkit import default_args
+from include.core.dagkit import default_args, task
 
 
 @dag(dag_id="ops_bulk_approve", schedule=None, catchup=False, tags=["ops", "content"], max_active_runs=1,
@@ -30,13 +30,13 @@ from include.core.dagkit import default_args
                          description="Why these packs are approved in bulk. Recorded in the audit log."),
      })
 def ops_bulk_approve():
-    @task(multiple_outputs=False)
+    @task
     def approve_low_risk_packs() -> dict:
         from include.operations.tasks import bulk_approve
 
         return bulk_approve(get_current_context())
 
-    @task(multiple_outputs=False, outlets=[APPROVED_PACKS])
+    @task(outlets=[APPROVED_PACKS])
     def announce_newly_approved_packs() -> dict:
         from include.core.assets import announce_approved_packs
 

@@ -13,9 +13,9 @@ does not page on-call.
 """
 from __future__ import annotations
 
-from airflow.sdk import Param, dag, get_current_context, task
+from airflow.sdk import Param, dag, get_current_context
 
-from include.core.dagkit import default_args
+from include.core.dagkit import default_args, task
 from include.incidents.escalation import ROLES
 
 
@@ -32,7 +32,7 @@ from include.incidents.escalation import ROLES
              "active": Param("keep", type="string", enum=["keep", "active", "inactive"], title="Active"),
              "reason": Param("", type="string", minLength=3, title="Reason", description="Recorded in the audit log.")})
 def ops_edit_oncall_roster():
-    @task(multiple_outputs=False)
+    @task
     def edit_oncall_role() -> dict:
         from include.incidents.tasks import edit_oncall_roster
 

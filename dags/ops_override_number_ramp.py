@@ -16,9 +16,9 @@ changes nothing and does not page on-call. The plan of a date already built chan
 """
 from __future__ import annotations
 
-from airflow.sdk import Param, dag, get_current_context, task
+from airflow.sdk import Param, dag, get_current_context
 
-from include.core.dagkit import default_args
+from include.core.dagkit import default_args, task
 
 
 @dag(dag_id="ops_override_number_ramp", schedule=None, catchup=False, tags=["ops", "delivery"],
@@ -30,7 +30,7 @@ from include.core.dagkit import default_args
                                     description="The share of its normal plan volume, or end the cooldown."),
              "reason": Param("", type="string", minLength=3, title="Reason", description="Recorded in the audit log.")})
 def ops_override_number_ramp():
-    @task(multiple_outputs=False)
+    @task
     def override_ramp() -> dict:
         from include.operations.tasks import override_number_ramp
 

@@ -14,9 +14,9 @@ when and why. A switch still paused at 05:50 is a P1 finding of `pre_delivery_ch
 """
 from __future__ import annotations
 
-from airflow.sdk import Param, dag, get_current_context, task
+from airflow.sdk import Param, dag, get_current_context
 
-from include.core.dagkit import default_args
+from include.core.dagkit import default_args, task
 
 
 @dag(dag_id="ops_pause_sending", schedule=None, catchup=False, tags=["ops", "kill-switch"],
@@ -25,7 +25,7 @@ from include.core.dagkit import default_args
      params={"reason": Param("", type="string", minLength=3, title="Reason",
                              description="Why sending is being paused. Recorded in the audit log.")})
 def ops_pause_sending():
-    @task(multiple_outputs=False)
+    @task
     def pause_sending() -> dict:
         from include.operations.tasks import pause_or_resume_sending
 

@@ -18,9 +18,9 @@ After a pause that outlived a run (its senders failed with rows queued), finish 
 """
 from __future__ import annotations
 
-from airflow.sdk import Param, dag, get_current_context, task
+from airflow.sdk import Param, dag, get_current_context
 
-from include.core.dagkit import default_args
+from include.core.dagkit import default_args, task
 
 
 @dag(dag_id="ops_resume_sending", schedule=None, catchup=False, tags=["ops", "kill-switch"],
@@ -33,7 +33,7 @@ from include.core.dagkit import default_args
                  description="Only when the spend budget stopped sending: why sending may go on past the "
                              "budget (audited). Leave empty otherwise.")})
 def ops_resume_sending():
-    @task(multiple_outputs=False)
+    @task
     def resume_sending() -> dict:
         from include.operations.tasks import pause_or_resume_sending
 

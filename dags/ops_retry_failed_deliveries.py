@@ -13,9 +13,9 @@ changes nothing and does not page on-call.
 """
 from __future__ import annotations
 
-from airflow.sdk import Param, dag, get_current_context, task
+from airflow.sdk import Param, dag, get_current_context
 
-from include.core.dagkit import date_param, default_args
+from include.core.dagkit import date_param, default_args, task
 from include.core.dates import OPERATOR
 
 
@@ -25,7 +25,7 @@ from include.core.dates import OPERATOR
      params={"business_date": date_param(OPERATOR),
              "reason": Param("", type="string", minLength=3, title="Reason", description="Recorded in the audit log.")})
 def ops_retry_failed_deliveries():
-    @task(multiple_outputs=False)
+    @task
     def requeue_retryable_failures() -> dict:
         from include.operations.tasks import retry_failed_deliveries
 

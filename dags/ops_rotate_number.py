@@ -12,9 +12,9 @@ date, an empty reason) fails the run at once, changes nothing and does not page 
 """
 from __future__ import annotations
 
-from airflow.sdk import Param, dag, get_current_context, task
+from airflow.sdk import Param, dag, get_current_context
 
-from include.core.dagkit import date_param, default_args
+from include.core.dagkit import date_param, default_args, task
 from include.core.dates import OPERATOR
 
 
@@ -26,7 +26,7 @@ from include.core.dates import OPERATOR
              "to_number": Param("", type="string", pattern="^[0-9]{5,20}$", title="To phone_number_id"),
              "reason": Param("", type="string", minLength=3, title="Reason", description="Recorded in the audit log.")})
 def ops_rotate_number():
-    @task(multiple_outputs=False)
+    @task
     def move_pending_rows() -> dict:
         from include.operations.tasks import rotate_number
 

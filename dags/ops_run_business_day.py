@@ -27,9 +27,9 @@ from __future__ import annotations
 import datetime as dt
 
 from airflow.providers.standard.operators.trigger_dagrun import TriggerDagRunOperator
-from airflow.sdk import Param, dag, get_current_context, task
+from airflow.sdk import Param, dag, get_current_context
 
-from include.core.dagkit import date_param, default_args
+from include.core.dagkit import date_param, default_args, task
 from include.core.dates import OPERATOR
 
 
@@ -72,7 +72,7 @@ def ops_run_business_day():
     report = trigger("run_post_delivery_report", "post_delivery_report", "report_conf", "post_delivery_report",
                      trigger_rule="all_done")
 
-    @task(multiple_outputs=False, trigger_rule="all_done")
+    @task(trigger_rule="all_done")
     def summarise_business_day(day_plan: dict) -> dict:
         return t.summarise_business_day(day_plan, get_current_context())
 

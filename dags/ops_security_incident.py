@@ -15,9 +15,9 @@ section has the token and app-secret procedures.
 """
 from __future__ import annotations
 
-from airflow.sdk import Param, dag, get_current_context, task
+from airflow.sdk import Param, dag, get_current_context
 
-from include.core.dagkit import default_args
+from include.core.dagkit import default_args, task
 from include.incidents.security_breach import SUSPECTED
 
 
@@ -32,19 +32,19 @@ from include.incidents.security_breach import SUSPECTED
                             description="Which secrets may be exposed (they are listed first to rotate)."),
      })
 def ops_security_incident():
-    @task(multiple_outputs=False)
+    @task
     def engage_kill_switch() -> dict:
         from include.incidents.tasks import engage_kill_switch_for_breach
 
         return engage_kill_switch_for_breach(get_current_context())
 
-    @task(multiple_outputs=False)
+    @task
     def record_security_incident() -> dict:
         from include.incidents.tasks import record_security_incident as record
 
         return record(get_current_context())
 
-    @task(multiple_outputs=False)
+    @task
     def list_what_to_rotate() -> dict:
         from include.incidents.tasks import list_what_to_rotate as listing
 

@@ -16,9 +16,9 @@ and changes nothing.
 """
 from __future__ import annotations
 
-from airflow.sdk import Param, dag, get_current_context, task
+from airflow.sdk import Param, dag, get_current_context
 
-from include.core.dagkit import date_param, default_args
+from include.core.dagkit import date_param, default_args, task
 from include.core.dates import OPERATOR
 
 
@@ -31,7 +31,7 @@ from include.core.dates import OPERATOR
          "reason": Param("", type="string", minLength=3, title="Reason", description="Recorded in the audit log."),
      })
 def ops_settle_unknown_deliveries():
-    @task(multiple_outputs=False)
+    @task
     def settle_unknown_sends() -> dict:
         from include.operations.tasks import settle_unknown_deliveries
 

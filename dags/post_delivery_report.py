@@ -21,10 +21,10 @@ The receiver that fills `webhook_events` is the api-server plugin at `/whatsapp/
 """
 from __future__ import annotations
 
-from airflow.sdk import MultipleCronTriggerTimetable, Param, dag, get_current_context, task
+from airflow.sdk import MultipleCronTriggerTimetable, Param, dag, get_current_context
 
 from include.core import config
-from include.core.dagkit import deadline_alert, date_param, default_args
+from include.core.dagkit import date_param, deadline_alert, default_args, task
 from include.core.dates import TODAY
 
 
@@ -43,19 +43,19 @@ from include.core.dates import TODAY
 def post_delivery_report():
     from include.reporting import tasks as t
 
-    @task(multiple_outputs=False)
+    @task
     def reconcile_webhook_events() -> dict:
         return t.reconcile_webhook_events(get_current_context())
 
-    @task(multiple_outputs=False)
+    @task
     def detect_stuck_messages() -> dict:
         return t.detect_stuck_messages(get_current_context())
 
-    @task(multiple_outputs=False)
+    @task
     def compute_delivery_kpis() -> dict:
         return t.compute_delivery_kpis(get_current_context())
 
-    @task(multiple_outputs=False)
+    @task
     def apply_alert_thresholds(kpis: dict) -> dict:
         return t.apply_alert_thresholds(kpis, get_current_context())
 
@@ -66,19 +66,19 @@ def post_delivery_report():
         with fail_fast_on_bad_input():
             return t.choose_checkpoint(get_current_context())
 
-    @task(multiple_outputs=False)
+    @task
     def check_sla_0605(kpis: dict) -> dict:
         return t.check_sla_0605(kpis, get_current_context())
 
-    @task(multiple_outputs=False)
+    @task
     def summarise_analytics_0615(kpis: dict) -> dict:
         return t.summarise_analytics_0615(kpis, get_current_context())
 
-    @task(multiple_outputs=False)
+    @task
     def build_daily_report_0630() -> dict:
         return t.build_daily_report_0630(get_current_context())
 
-    @task(multiple_outputs=False, trigger_rule="none_failed_min_one_success")
+    @task(trigger_rule="none_failed_min_one_success")
     def publish_checkpoint_summary(kpis: dict, reported: dict, report: dict | None) -> dict:
         return t.publish_checkpoint_summary(kpis, reported, report, get_current_context())
 

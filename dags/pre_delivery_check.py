@@ -18,11 +18,11 @@ Every result is also stored in `check_results`. Rebuilding the plan is idempoten
 """
 from __future__ import annotations
 
-from airflow.sdk import Param, dag, get_current_context, task
+from airflow.sdk import Param, dag, get_current_context
 
 from include.core import config
 from include.core.assets import DELIVERY_PLAN
-from include.core.dagkit import deadline_alert, date_param, default_args, ist_cron
+from include.core.dagkit import date_param, deadline_alert, default_args, ist_cron, task
 from include.core.dates import TODAY
 
 
@@ -40,38 +40,38 @@ from include.core.dates import TODAY
 def pre_delivery_check():
     from include.delivery import tasks as t
 
-    @task(multiple_outputs=False)
+    @task
     def check_system_health() -> dict:
         return t.check_system_health(get_current_context())
 
-    @task(multiple_outputs=False)
+    @task
     def check_whatsapp_numbers() -> dict:
         return t.check_whatsapp_numbers(get_current_context())
 
-    @task(multiple_outputs=False)
+    @task
     def check_number_ramps() -> dict:
         return t.check_number_ramps(get_current_context())
 
-    @task(multiple_outputs=False)
+    @task
     def check_templates() -> dict:
         return t.check_templates(get_current_context())
 
-    @task(multiple_outputs=False)
+    @task
     def check_content_ready() -> dict:
         return t.check_content_ready(get_current_context())
 
-    @task(multiple_outputs=False, outlets=[DELIVERY_PLAN])
+    @task(outlets=[DELIVERY_PLAN])
     def prepare_delivery_queue(template_result: dict) -> dict:
         ctx = get_current_context()
         result = t.prepare_delivery_queue(template_result, ctx)
         ctx["outlet_events"][DELIVERY_PLAN].extra = t.delivery_plan_extra(result, ctx)
         return result
 
-    @task(multiple_outputs=False)
+    @task
     def check_spend_budget() -> dict:
         return t.check_spend_budget(get_current_context())
 
-    @task(multiple_outputs=False, trigger_rule="all_done")
+    @task(trigger_rule="all_done")
     def publish_check_summary(reported: dict) -> dict:
         return t.publish_check_summary(reported, get_current_context())
 

@@ -23,10 +23,10 @@ retention. Only the run's `check_results` rows and the Slack summary are written
 """
 from __future__ import annotations
 
-from airflow.sdk import Param, dag, get_current_context, task
+from airflow.sdk import Param, dag, get_current_context
 
 from include.core import config
-from include.core.dagkit import default_args, ist_cron
+from include.core.dagkit import default_args, ist_cron, task
 
 
 @dag(dag_id="weekly_maintenance", schedule=ist_cron(config.SCHEDULE_WEEKLY_MAINTENANCE), catchup=False,
@@ -38,35 +38,35 @@ from include.core.dagkit import default_args, ist_cron
 def weekly_maintenance():
     from include.maintenance import tasks as m
 
-    @task(multiple_outputs=False, pool=config.POOL_DB_MAINTENANCE)  # one DB-heavy step at a time, never the senders' slots
+    @task(pool=config.POOL_DB_MAINTENANCE)  # one DB-heavy step at a time, never the senders' slots
     def run_database_upkeep() -> dict:
         return m.run_db_upkeep(get_current_context())
 
-    @task(multiple_outputs=False)
+    @task
     def clean_render_cache() -> dict:
         return m.run_clean_render_cache(get_current_context())
 
-    @task(multiple_outputs=False, pool=config.POOL_DB_MAINTENANCE)  # one DB-heavy step at a time, never the senders' slots
+    @task(pool=config.POOL_DB_MAINTENANCE)  # one DB-heavy step at a time, never the senders' slots
     def archive_old_rows() -> dict:
         return m.run_archive_old_rows(get_current_context())
 
-    @task(multiple_outputs=False)
+    @task
     def clean_airflow_metadata() -> dict:
         return m.run_clean_airflow_metadata(get_current_context())
 
-    @task(multiple_outputs=False, pool=config.POOL_DB_MAINTENANCE)  # one DB-heavy step at a time, never the senders' slots
+    @task(pool=config.POOL_DB_MAINTENANCE)  # one DB-heavy step at a time, never the senders' slots
     def backup_app_db() -> dict:
         return m.run_backup(get_current_context(), "weekly", "weekly_maintenance")
 
-    @task(multiple_outputs=False, pool=config.POOL_DB_MAINTENANCE)  # one DB-heavy step at a time, never the senders' slots
+    @task(pool=config.POOL_DB_MAINTENANCE)  # one DB-heavy step at a time, never the senders' slots
     def verify_backup_restore(backup: dict) -> dict:
         return m.run_verify_backup(backup, get_current_context(), "weekly_maintenance")
 
-    @task(multiple_outputs=False)
+    @task
     def check_dependency_drift() -> dict:
         return m.run_dependency_check(get_current_context())
 
-    @task(multiple_outputs=False, trigger_rule="all_done")
+    @task(trigger_rule="all_done")
     def publish_maintenance_summary(reported: dict) -> dict:
         return m.publish_summary("Weekly maintenance", reported, get_current_context())
 

@@ -30,6 +30,15 @@ WORKERS = (Worker("celery-delivery", config.QUEUE_DELIVERY, serve_logs=False),
            Worker("celery-default", config.QUEUE_DEFAULT, serve_logs=True))
 QUEUES = tuple(w.queue for w in WORKERS)
 HEARTBEAT_TIMEOUT_S = "30"  # docker-compose.yml sets the same
+# A worker that dies after taking a task off the broker but before the task starts (a second or so per task) leaves
+# it `queued`: no heartbeat is expected yet, and Redis redelivers the unacknowledged message only after the visibility
+# timeout. Airflow requeues such a task after [scheduler] task_queued_timeout, 600 s by default (plus a 120 s check
+# interval): twice the 06:00-06:05 window. Here 60 s, checked every 10 s. A task waits that long in `queued` only when
+# its worker is gone, as long as every worker's concurrency is at least [core] parallelism (here and in
+# docker-compose.yml): the scheduler never hands out more tasks than that. After two requeues Airflow fails the task
+# (its retries then apply), so a worker outage of 3 minutes pages instead of stalling.
+QUEUED_TIMEOUT_S = "60"
+QUEUED_TIMEOUT_CHECK_S = "10"
 
 
 def airflow_env(broker_url: str, metadata_url: str) -> dict[str, str]:
@@ -49,6 +58,10 @@ def airflow_env(broker_url: str, metadata_url: str) -> dict[str, str]:
         # its tasks are failed (then retried on a live worker) after 30 s without a heartbeat.
         "AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT": os.environ.get(
             "AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT", HEARTBEAT_TIMEOUT_S),
+        "AIRFLOW__SCHEDULER__TASK_QUEUED_TIMEOUT": os.environ.get(
+            "AIRFLOW__SCHEDULER__TASK_QUEUED_TIMEOUT", QUEUED_TIMEOUT_S),
+        "AIRFLOW__SCHEDULER__TASK_QUEUED_TIMEOUT_CHECK_INTERVAL": os.environ.get(
+            "AIRFLOW__SCHEDULER__TASK_QUEUED_TIMEOUT_CHECK_INTERVAL", QUEUED_TIMEOUT_CHECK_S),
     }
 
 

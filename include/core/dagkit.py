@@ -60,6 +60,29 @@ def ist_cron(cron: str):
     return CronTriggerTimetable(cron, timezone=config.TIMEZONE_NAME)
 
 
+class _TaskFlow:
+    """`airflow.sdk.task` with this project's one different default: a task's return value is one XCom.
+
+    TaskFlow infers multiple_outputs from a `-> dict` annotation and then writes one XCom per key, one API call each,
+    at the task's end: about 20 sequential writes at every sender's end, 0.7-1.9 s under load (measured). A task whose
+    keys feed other tasks' arguments says `multiple_outputs=True` itself. Everything else (`task.branch`,
+    `task.short_circuit`, bare `@task`) is Airflow's own."""
+
+    def __call__(self, python_callable: Any = None, **kwargs: Any) -> Any:
+        from airflow.sdk import task as sdk_task
+
+        kwargs.setdefault("multiple_outputs", False)
+        return sdk_task(python_callable, **kwargs)
+
+    def __getattr__(self, name: str) -> Any:
+        from airflow.sdk import task as sdk_task
+
+        return getattr(sdk_task, name)
+
+
+task = _TaskFlow()
+
+
 def run_type(dag_run: Any) -> str:
     """'scheduled', 'manual', 'backfill', 'asset_triggered' or ''. The Task SDK's enum prints as
     'DagRunType.SCHEDULED', so compare its value, never its str()."""

@@ -140,7 +140,9 @@ def sender_execution_timeout() -> dt.timedelta:
 def fanout_tasks(backfill: bool):
     """The fan-out's tasks, shared by `delivery_fanout` and `ops_backfill_delivery` (which differ in their date
     rule and in the guards of a scheduled run). Returned as TaskFlow tasks for the DAG files to wire."""
-    from airflow.sdk import get_current_context, task
+    from airflow.sdk import get_current_context
+
+    from include.core.dagkit import task
 
     @task
     def prepare_send_queue(day: str | None = None) -> list[dict]:
@@ -151,7 +153,7 @@ def fanout_tasks(backfill: bool):
 
     # Rendered from the mapped argument itself, so the UI shows the shard label while the task runs
     # (Airflow renders map_index_template before execution too, apache/airflow#57208), not only at the end.
-    @task(multiple_outputs=False, map_index_template="{{ task.op_kwargs['unit']['label'] }}", retries=3,
+    @task(map_index_template="{{ task.op_kwargs['unit']['label'] }}", retries=3,
           retry_delay=dt.timedelta(seconds=5), retry_exponential_backoff=0,
           pool=config.POOL_SENDERS, queue=config.QUEUE_DELIVERY, execution_timeout=sender_execution_timeout())
     def send_shard(unit: dict) -> dict:
@@ -159,7 +161,7 @@ def fanout_tasks(backfill: bool):
 
         return run_send_shard(unit, get_current_context())
 
-    @task(multiple_outputs=False, trigger_rule="all_done")
+    @task(trigger_rule="all_done")
     def validate_delivery_sla(day: str | None = None) -> dict:
         from include.core.db import get_engine
         from include.delivery.fanout import validate_sla
@@ -182,9 +184,9 @@ def late_start_tasks():
     """`check_start_time` → `ask_on_call_to_send_late` (HITL, Send now / Skip today, no answer = skip) →
     `act_on_on_call_answer` → `prepare_send_queue` or `skip_late_run`. Only the scheduled DAG has them."""
     from airflow.providers.standard.operators.hitl import HITLOperator
-    from airflow.sdk import get_current_context, task
+    from airflow.sdk import get_current_context
 
-    from include.core.dagkit import HITL_RETRIES
+    from include.core.dagkit import HITL_RETRIES, task
     from include.core.notifiers import DecisionRequestedNotifier
     from include.delivery import late_start
 
@@ -208,7 +210,7 @@ def late_start_tasks():
     def act_on_on_call_answer() -> str:
         return late_start.act_on_answer(get_current_context())
 
-    @task(multiple_outputs=False, task_id=late_start.SKIP_TASK)
+    @task(task_id=late_start.SKIP_TASK)
     def skip_late_run() -> dict:
         from include.core.db import get_engine
 

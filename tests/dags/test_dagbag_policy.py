@@ -88,7 +88,14 @@ def test_every_task_has_a_timeout_and_the_delivery_path_wins_contended_slots(dag
 def test_a_task_result_is_one_xcom_unless_a_dag_uses_its_keys(dagbag):
     """TaskFlow infers multiple_outputs from a `-> dict` annotation and then writes one XCom per key, one API call
     each, at the task's end: about 20 sequential writes at every sender's end (1.5 s under load, measured). A
-    task's dict is one XCom; only a task whose keys feed other tasks' arguments says multiple_outputs=True."""
+    task's dict is one XCom (the default of include.core.dagkit.task, which the DAG files use instead of
+    airflow.sdk.task); only a task whose keys feed other tasks' arguments says multiple_outputs=True."""
+    import re
+
+    for path in sorted((ROOT / "dags").glob("*.py")):
+        imported = re.search(r"^from airflow\.sdk import (.*)$", path.read_text(), re.M)
+        assert not imported or "task" not in [n.strip() for n in imported.group(1).split(",")], \
+            f"{path.name}: import task from include.core.dagkit (one XCom per result)"
     uses_keys = {("ops_run_business_day", "plan_the_day")}
     many = {(d.dag_id, t.task_id) for d in _dags(dagbag) for t in d.tasks if getattr(t, "multiple_outputs", False)}
     assert many == uses_keys

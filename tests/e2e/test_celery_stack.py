@@ -146,7 +146,10 @@ def test_fanout_on_celery_survives_a_killed_delivery_worker_and_honours_the_kill
         senders = [t for t in tis if t["task_id"] == "send_shard"]
         assert senders and {t["queue"] for t in senders} == {"delivery"}, senders
         assert {t["queue"] for t in tis if t["task_id"] == "prepare_send_queue"} == {"default"}
-        assert any(t["state"] == "running" for t in senders), [t["state"] for t in senders]
+        # The kill lands with every sender's send loop in flight. (A worker lost between taking a task off the broker
+        # and starting it is a different case, recovered by [scheduler] task_queued_timeout: celery_stack.py.)
+        wait_until(lambda: all(t["state"] == "running" for t in _tis(base, token, "delivery_fanout", run_id)
+                               if t["task_id"] == "send_shard"), timeout=60, poll_s=0.5, what="every sender running")
 
         # The delivery worker dies with its sends in flight; the supervisor brings it back.
         old_pid = state["children"]["celery-delivery"]
@@ -180,8 +183,12 @@ def test_fanout_on_celery_survives_a_killed_delivery_worker_and_honours_the_kill
         assert pause_ti["queue"] == "default" and pause_ti["hostname"], pause_ti
 
         resume_run = _trigger(base, token, "ops_resume_sending", {"reason": "celery stack test: resume"})
-        final = wait_until(lambda: (s := _run_state(base, token, "delivery_fanout", run_id)) in ("success", "failed")
-                           and s, timeout=240, poll_s=2, what="the fan-out run finished")
+        try:
+            final = wait_until(lambda: (s := _run_state(base, token, "delivery_fanout", run_id)) in
+                               ("success", "failed") and s, timeout=240, poll_s=2, what="the fan-out run finished")
+        except AssertionError as unfinished:  # say which task holds the run, and where
+            raise AssertionError([(t["task_id"], t["map_index"], t["state"], t["try_number"], t["hostname"])
+                                  for t in _tis(base, token, "delivery_fanout", run_id)]) from unfinished
         assert _run_state(base, token, "ops_resume_sending", resume_run) == "success"
 
         # Referee: 0 duplicates; every planned row terminal or reported unknown; nothing recorded as sent that

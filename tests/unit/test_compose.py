@@ -110,6 +110,18 @@ def test_celery_workers_use_the_same_queue_layout_as_make_run():
 
     timeout = services["airflow-scheduler"]["environment"]["AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT"]
     assert timeout == HEARTBEAT_TIMEOUT_S and int(timeout) < 300, timeout  # a lost worker is noticed in the window
+    from devtools.devstack.celery_stack import QUEUED_TIMEOUT_CHECK_S, QUEUED_TIMEOUT_S
+
+    scheduler_env = services["airflow-scheduler"]["environment"]
+    # A task taken by a worker that died before starting it is requeued within the window, not after 10 minutes.
+    assert scheduler_env["AIRFLOW__SCHEDULER__TASK_QUEUED_TIMEOUT"] == QUEUED_TIMEOUT_S
+    assert scheduler_env["AIRFLOW__SCHEDULER__TASK_QUEUED_TIMEOUT_CHECK_INTERVAL"] == QUEUED_TIMEOUT_CHECK_S
+    assert int(QUEUED_TIMEOUT_S) + int(QUEUED_TIMEOUT_CHECK_S) < 300
+    # ...and only a lost worker leaves a task queued that long: no worker holds fewer slots than the scheduler hands out.
+    for name, svc in services.items():
+        if (svc.get("command") or [])[:2] == ["celery", "worker"]:
+            assert svc["environment"]["AIRFLOW__CELERY__WORKER_CONCURRENCY"] == \
+                svc["environment"]["AIRFLOW__CORE__PARALLELISM"] == scheduler_env["AIRFLOW__CORE__PARALLELISM"], name
     from devtools.devstack.celery_stack import airflow_env
 
     option = "AIRFLOW__CELERY__CELERY_CONFIG_OPTIONS"  # the preloaded modules (include/core/task_preload.py)

@@ -33,11 +33,25 @@ def test_celery_workers_import_them_before_forking_their_pool():
         {k: v for k, v in DEFAULT_CELERY_CONFIG.items() if k != "imports"}
 
 
+def _in_a_fresh_interpreter(tmp_path, body: str, env: dict[str, str] | None = None):
+    """Runs `body` in a new Python process and returns what it assigned to `result`. The result goes through a
+    file, never stdout: the executor's workers log to stdout while the script prints (CI once saw them interleave)."""
+    import json
+    import os
+
+    result_file = tmp_path / "result.json"
+    script = tmp_path / "fresh_interpreter.py"
+    script.write_text(body + f"\nimport json as _j\nopen({str(result_file)!r}, 'w').write(_j.dumps(result))\n")
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2]), **(env or {})}
+    out = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=180, env=env)
+    assert out.returncode == 0, out.stderr[-3000:]
+    return json.loads(result_file.read_text())
+
+
 def test_a_celery_worker_has_them_imported_before_its_pool_forks(tmp_path):
     """What `airflow celery worker` does with the config before forking its prefork pool (Celery's WorkController
     calls loader.init_worker()), in a fresh interpreter: afterwards every preloaded module is in the process."""
-    script = tmp_path / "celery_worker_init.py"
-    script.write_text(
+    result = _in_a_fresh_interpreter(tmp_path, (
         "import sys\n"
         "from celery import Celery\n"
         "from include.core.celery_config import CELERY_CONFIG\n"
@@ -45,13 +59,9 @@ def test_a_celery_worker_has_them_imported_before_its_pool_forks(tmp_path):
         "before = [m for m in MODULES if m in sys.modules]\n"
         "app = Celery('airflow', config_source={**CELERY_CONFIG, 'broker_url': 'memory://'})\n"
         "app.loader.init_worker()\n"
-        "print(len(before) < len(MODULES), [m for m in MODULES if m not in sys.modules])\n")
-    import os
-
-    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
-    out = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=180, env=env)
-    assert out.returncode == 0, out.stderr[-2000:]
-    assert out.stdout.strip().splitlines()[-1] == "True []"
+        "result = {'some_missing_before': len(before) < len(MODULES),\n"
+        "          'missing_after': [m for m in MODULES if m not in sys.modules]}\n"))
+    assert result == {"some_missing_before": True, "missing_after": []}
 
 
 def test_the_local_executors_workers_are_forked_with_them_imported(tmp_path):
@@ -62,23 +72,18 @@ def test_the_local_executors_workers_are_forked_with_them_imported(tmp_path):
     env_vars = StackSettings(data_dir=tmp_path, app_db_conn_json="{}", airflow_db_url="postgresql://x",
                              sandbox_url="http://127.0.0.1:1").airflow_env()
     assert env_vars["AIRFLOW__CORE__EXECUTOR"] == "include.core.preloading_executor.PreloadingLocalExecutor"
-    script = tmp_path / "local_executor_start.py"
-    script.write_text(
-        "import multiprocessing as mp, sys\n"
+    result = _in_a_fresh_interpreter(tmp_path, (
+        "import sys\n"
         "from include.core.preloading_executor import PreloadingLocalExecutor\n"
         "from include.core.task_preload import MODULES\n"
         "before = [m for m in MODULES if m in sys.modules]\n"
         "ex = PreloadingLocalExecutor(parallelism=2)\n"
         "ex.start()\n"
         "workers = list(ex.workers.values())\n"
-        "print('RESULT', len(before) < len(MODULES), len(workers), all(w.is_alive() for w in workers),\n"
-        "      [m for m in MODULES if m not in sys.modules], flush=True)\n"
-        "ex.end()\n")
-    import os
-
-    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2]), "AIRFLOW_HOME": str(tmp_path),
-           "AIRFLOW__CORE__EXECUTOR": env_vars["AIRFLOW__CORE__EXECUTOR"],
-           "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{tmp_path / 'airflow.db'}"}
-    out = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=180, env=env)
-    assert out.returncode == 0, out.stderr[-3000:]
-    assert [ln for ln in out.stdout.splitlines() if ln.startswith("RESULT")] == ["RESULT True 2 True []"], out.stdout
+        "result = {'some_missing_before': len(before) < len(MODULES), 'workers': len(workers),\n"
+        "          'alive': all(w.is_alive() for w in workers),\n"
+        "          'missing_after': [m for m in MODULES if m not in sys.modules]}\n"
+        "ex.end()\n"), env={
+            "AIRFLOW_HOME": str(tmp_path), "AIRFLOW__CORE__EXECUTOR": env_vars["AIRFLOW__CORE__EXECUTOR"],
+            "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{tmp_path / 'airflow.db'}"})
+    assert result == {"some_missing_before": True, "workers": 2, "alive": True, "missing_after": []}
