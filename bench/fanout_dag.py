@@ -198,6 +198,16 @@ def _one_run(engine, sandbox: _Admin, api: httpx.Client, roots: dict[str, int], 
     hooks_after = sandbox.admin.get("/_sandbox/webhooks/stats").json()
     stats = sandbox.admin.get("/_sandbox/ledger/stats").json()
     drain_s = _webhooks_drained(sandbox)
+    # Each sender's own account of its start (its result XCom): checks before sending, then waiting for its peers.
+    # The rest of "first sender start to first accept" is the task process's start before the sender code runs.
+    senders_start = []
+    for t in sorted((t for t in tis if t["task_id"] == "send_shard"), key=lambda t: t["map_index"]):
+        got = api.get(f"/api/v2/dags/{DAG_ID}/dagRuns/{run_id}/taskInstances/send_shard/xcomEntries/return_value",
+                      params={"map_index": t["map_index"], "deserialize": True, "stringify": False})
+        value = got.json().get("value") if got.status_code == 200 else None
+        if isinstance(value, dict):
+            senders_start.append({"map_index": t["map_index"], "startup_s": value.get("startup_s"),
+                                  "start_gate_s": value.get("start_gate_s")})
 
     queued, started, ended = _ts(dr["queued_at"]), _ts(dr["start_date"]), _ts(dr["end_date"])
     wall = (ended - queued).total_seconds()
@@ -265,6 +275,7 @@ def _one_run(engine, sandbox: _Admin, api: httpx.Client, roots: dict[str, int], 
         # started and finished sending.
         "segments_accepting_s": [{"shard": r.shard, "segment": r.segment, "accepted": r.n,
                                   "first": secs(queued, r.first), "last": secs(queued, r.last)} for r in per_unit],
+        "senders_start_s": senders_start,
         "responses_130429": stats["counters"].get("throttled", 0) - throttled_before,
         # The stack's start-up run also messaged every advisor (same real day), so duplicates are counted by
         # idempotency key (business date, advisor), not by recipient and day.
@@ -275,6 +286,11 @@ def _one_run(engine, sandbox: _Admin, api: httpx.Client, roots: dict[str, int], 
         "webhooks_delivered_during_run": hooks_after.get("delivered", 0) - hooks_before.get("delivered", 0),
         "webhooks_pending_at_run_end": hooks_after["pending"], "webhooks_drain_after_run_s": drain_s,
     }
+
+
+def _median_of(values: list) -> float | None:
+    values = [v for v in values if v is not None]
+    return round(statistics.median(values), 3) if values else None
 
 
 def summarise(cases: list[dict]) -> dict:
@@ -296,6 +312,9 @@ def summarise(cases: list[dict]) -> dict:
         "median_overhead_breakdown_s": {k: med(lambda c, k=k: c["overhead_breakdown_s"][k])
                                         for k in first["overhead_breakdown_s"]},
         "median_phases_s": {k: med(lambda c, k=k: c["phases_s"][k]) for k in first["phases_s"]},
+        # Median over every sender of every run: its checks before sending, and the wait for its peers.
+        "median_sender_startup_s": _median_of([s["startup_s"] for c in cases for s in c["senders_start_s"]]),
+        "median_sender_start_gate_s": _median_of([s["start_gate_s"] for c in cases for s in c["senders_start_s"]]),
         "duplicate_keys_in_ledger": max(c["duplicate_keys_in_ledger"] for c in cases),
         "load_avg_1m_before": [c["load_avg_1m_before"] for c in cases],
     }

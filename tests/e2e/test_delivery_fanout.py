@@ -268,6 +268,35 @@ def test_the_start_gate_rides_out_a_database_blip(app_db, sandbox):
         s._release()
 
 
+def test_each_sender_reports_its_startup_and_its_wait_for_peers(app_db, sandbox):
+    """A sender's result says how long it took from its start to its first send, and how much of that it waited at
+    the start gate: the figures a slow 06:00 start is diagnosed from (the benchmark collects them too)."""
+    import threading
+    import time
+
+    from include.delivery.fanout import send_unit
+
+    units = _fast_number_units(app_db)
+    results: dict[int, dict] = {}
+
+    def run(i, unit, delay):
+        time.sleep(delay)
+        results[i] = send_unit(app_db, _settings(sandbox), unit, _options(sandbox, peer_start_wait_s=5))
+
+    threads = [threading.Thread(target=run, args=(i, u, 0.8 if i == len(units) - 1 else 0))
+               for i, u in enumerate(units)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(120)
+    assert len(results) == len(units) and all(r["accepted"] > 0 for r in results.values()), results
+    for r in results.values():
+        assert 0 <= r["start_gate_s"] <= r["startup_s"] < r["elapsed_s"], r
+    # The early ones waited at the gate for the late one; the late one found them all there.
+    early = [results[i]["start_gate_s"] for i in range(len(units) - 1)]
+    assert min(early) >= 0.4 and results[len(units) - 1]["start_gate_s"] < min(early), results
+
+
 def test_crash_mid_batch_then_retry_sends_nobody_twice_and_loses_nobody(app_db, sandbox, receiver, pg_server):
     import time
 

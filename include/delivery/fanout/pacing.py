@@ -310,10 +310,16 @@ class ShardSender:
         await self._slow_tick()
         # The lease goes live (peers see this sender) only now, ready to send: peers waiting at the start gate
         # for it then start together with it, not while it is still doing the work above.
+        gate_started = time.monotonic()
         if self.unit.peers > 1:
             await self._start_gate()
         else:
             await self._tick()
+        ready_at = time.monotonic()
+        self.result.startup_s = round(ready_at - self.started, 3)
+        self.result.start_gate_s = round(ready_at - gate_started, 3)
+        log.info("%s: ready to send %.2f s after starting (checks %.2f s, waiting for peers %.2f s)", self.unit.label,
+                 self.result.startup_s, gate_started - self.started, self.result.start_gate_s)
         next_control = time.monotonic() + self.opt.control_tick_s
         control: asyncio.Task | None = None
         slow: asyncio.Task | None = None

@@ -87,6 +87,8 @@ class UnitResult:
     stopped_reason: str | None = None
     paused_seconds: float = 0.0
     elapsed_s: float = 0.0
+    startup_s: float = 0.0     # from the unit's start to its first send: checks before sending, then the start gate
+    start_gate_s: float = 0.0  # the part of startup_s spent waiting for peers on the number
     remaining_queued: int = 0
     unknown_left: int = 0
 
