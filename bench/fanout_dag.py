@@ -30,7 +30,7 @@ import httpx
 import sqlalchemy as sa
 
 from bench.common import CpuMeter, write_result
-from tests.support import read_stack_banner, start_stack
+from tests.support import fanout_slot_far_from_now, read_stack_banner, start_stack
 
 TEMPLATES = {"en": "daily_pack_v1", "hi": "daily_pack_hi_v1"}
 
@@ -48,7 +48,9 @@ DAG_ID = "ops_backfill_delivery"
 def _start_stack(data_dir: Path, advisors: int, executor: str, idle_sleep: float | None = None,
                  timeout_s: float = 600) -> tuple[subprocess.Popen, dict]:
     # EXECUTOR is what `make run EXECUTOR=celery` passes to the supervisor (stack.py --executor's default).
-    extra = {"EXECUTOR": executor}
+    # The scheduled fan-out's slot 12 h away: a stack booted after 06:30 IST would otherwise run that morning's slot
+    # late, and its run waits up to 20 min for on-call's answer (late start) while this waits for a quiet stack.
+    extra = {"EXECUTOR": executor, **fanout_slot_far_from_now()}
     if idle_sleep is not None:  # else the dev stack's own setting (devtools/devstack/env.py)
         extra["AIRFLOW__SCHEDULER__SCHEDULER_IDLE_SLEEP_TIME"] = str(idle_sleep)
     proc, api_port, sandbox_port = start_stack(data_dir, advisors, extra_env=extra)
