@@ -81,13 +81,20 @@ def _stop_stack(proc: subprocess.Popen) -> None:
         os.killpg(proc.pid, signal.SIGKILL)
 
 
+# Task states that take CPU or will soon. A run parked on a person (`awaiting_input`: an incident waiting for its
+# acknowledgement, opened by a start-up run's page) or on a trigger costs nothing and may wait for hours.
+_WORKING = ("scheduled", "queued", "running", "up_for_retry", "up_for_reschedule", "restarting")
+
+
 def _wait_for_quiet(api: httpx.Client, timeout_s: float = 900, quiet_s: float = 10) -> None:
-    """Until no DAG run is queued or running (the start-up runs of the scheduled DAGs)."""
+    """Until no task of any DAG run is working (the start-up runs of the scheduled DAGs)."""
     deadline = time.monotonic() + timeout_s
     quiet_since = None
     while time.monotonic() < deadline:
-        busy = api.get("/api/v2/dags/~/dagRuns", params=[("state", "queued"), ("state", "running"),
-                                                         ("limit", "1")]).json()["total_entries"]
+        busy = api.get("/api/v2/dags/~/dagRuns", params=[("state", "queued"), ("limit", "1")]).json()[
+            "total_entries"]
+        busy += api.get("/api/v2/dags/~/dagRuns/~/taskInstances",
+                        params=[*(("state", s) for s in _WORKING), ("limit", "1")]).json()["total_entries"]
         if busy:
             quiet_since = None
         elif quiet_since is None:
