@@ -60,6 +60,9 @@ def build_plan(engine: Engine, business_date: dt.date, templates: dict[str, str]
 
         ramps = apply_to_plan(conn, business_date)  # ramped numbers keep share% of their share; overflow moves
         stats = conn.execute(query("plan/stats"), {"business_date": business_date}).fetchall()
+    if written or removed:
+        with engine.begin() as conn:
+            conn.execute(query("plan/analyze"))
     result = PlanResult(business_date, written, removed, total=sum(r.rows for r in stats), ramps=ramps)
     for r in stats:
         key = f"{r.shard}:{r.phone_number_id}"

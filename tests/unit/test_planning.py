@@ -97,3 +97,29 @@ def test_fallback_is_assigned_with_a_reason_and_rotates_over_seven_days(app_db):
     before = rows(app_db, "SELECT * FROM pack_assignments ORDER BY 1, 2")
     content.assign_content(app_db, DAY + dt.timedelta(days=7))
     assert rows(app_db, "SELECT * FROM pack_assignments ORDER BY 1, 2") == before
+
+
+def _analyze_count(engine, table: str) -> int:
+    with engine.connect() as c:  # statistics counters reach pg_stat views once the backend flushes them
+        c.execute(sa.text("SELECT pg_stat_force_next_flush()"))
+    with engine.connect() as c:
+        c.execute(sa.text("SELECT pg_stat_clear_snapshot()"))
+        return c.execute(sa.text("SELECT analyze_count FROM pg_stat_user_tables WHERE relname = :t"),
+                         {"t": table}).scalar()
+
+
+def test_statistics_are_refreshed_where_rows_are_written_and_only_then(app_db):
+    """The plan is analyzed when it is written (05:50), the queue when it is filled (06:00): the claim query plans
+    with today's row counts. Queuing nothing new (a retried prepare_send_queue) re-analyzes nothing."""
+    from include.delivery.fanout import enqueue
+
+    seed(app_db, advisors=300)
+    make_ready(app_db)
+    plans, queues = _analyze_count(app_db, "delivery_plan"), _analyze_count(app_db, "deliveries")
+    _plan(app_db)
+    assert _analyze_count(app_db, "delivery_plan") == plans + 1
+    assert enqueue(app_db, DAY) > 0
+    assert _analyze_count(app_db, "deliveries") == queues + 1
+    assert _analyze_count(app_db, "delivery_plan") == plans + 1  # not again at 06:00
+    assert enqueue(app_db, DAY) == 0
+    assert _analyze_count(app_db, "deliveries") == queues + 1

@@ -109,8 +109,9 @@ class UnitIncomplete(RuntimeError):
 def enqueue(engine: Engine, business_date: dt.date) -> int:
     with engine.begin() as conn:
         queued = conn.execute(query("fanout/enqueue_from_plan"), {"business_date": business_date}).rowcount
-    with engine.begin() as conn:
-        conn.execute(query("fanout/analyze"))
+    if queued:  # a retry or a second run that queued nothing new leaves the statistics as they are
+        with engine.begin() as conn:
+            conn.execute(query("fanout/analyze"))
     return queued
 
 
