@@ -21,6 +21,7 @@ import os
 import statistics
 import re
 import signal
+import shutil
 import subprocess
 import tempfile
 import time
@@ -121,7 +122,7 @@ def _ts(value: str | None) -> dt.datetime | None:
 
 
 def run(advisors: int, setup: str, latency_ms: float, webhooks: bool, executor: str = "local",
-        runs: int = 1, idle_sleep: float | None = None) -> list[dict]:
+        runs: int = 1, idle_sleep: float | None = None, keep_data: bool = False) -> list[dict]:
     from bench.fanout import _configure_numbers
     from include.core import db
     from include.core.dates import ist_today
@@ -167,6 +168,10 @@ def run(advisors: int, setup: str, latency_ms: float, webhooks: bool, executor: 
             _wait_for_quiet(api, quiet_s=3)
     finally:
         _stop_stack(proc)
+        if keep_data:  # the task logs (logs/airflow/dag_id=...), both databases, the sandbox's files
+            print(f"stack data kept in {data_dir}", flush=True)
+        else:
+            shutil.rmtree(data_dir, ignore_errors=True)  # ~1.5 GB a stack
     return cases
 
 
@@ -341,11 +346,13 @@ def main(argv=None) -> dict:
     p.add_argument("--runs", type=int, default=1, help="fan-out runs on the same stack (one past day each)")
     p.add_argument("--scheduler-idle-sleep", type=float, default=None,
                    help="[scheduler] scheduler_idle_sleep_time for this stack (default: the dev stack's)")
+    p.add_argument("--keep-data", action="store_true",
+                   help="keep the stack's data directory (task logs, databases) instead of deleting it")
     args = p.parse_args(argv)
     if args.runs < 1:
         p.error("--runs must be at least 1")
     cases = run(args.advisors, args.setup, args.latency_ms, args.webhooks == "on", args.executor, args.runs,
-                args.scheduler_idle_sleep)
+                args.scheduler_idle_sleep, args.keep_data)
     summary = summarise(cases)
     print(json.dumps(summary), flush=True)
     label = "" if args.scheduler_idle_sleep is None else f"_idle{args.scheduler_idle_sleep:g}"

@@ -1,6 +1,7 @@
 """Benchmark fixtures: a throwaway embedded PostgreSQL with a migrated app database, and the sandbox."""
 from __future__ import annotations
 
+import shutil
 import tempfile
 from contextlib import contextmanager
 from pathlib import Path
@@ -21,3 +22,4 @@ def app_database(name: str = "bench"):
     finally:
         db.dispose_engines()
         pg.destroy()
+        shutil.rmtree(tmp, ignore_errors=True)
