@@ -10,6 +10,8 @@ from collections.abc import Iterator
 
 import httpx
 
+from include.core import http as http_clients
+
 log = logging.getLogger(__name__)
 
 AIRFLOW_API_CONN_ID = "airflow_api"
@@ -42,7 +44,7 @@ def api_session(timeout_s: float = 10.0) -> Iterator[httpx.Client]:
     base = (conn.host or "").rstrip("/")
     if conn.port and base.count(":") < 2:
         base = f"{base}:{conn.port}"
-    with httpx.Client(base_url=base, timeout=timeout_s) as http:
+    with http_clients.client(base_url=base, timeout=timeout_s) as http:
         login = http.post("/auth/token", json={"username": conn.login, "password": conn.password})
         login.raise_for_status()
         http.headers["Authorization"] = f"Bearer {login.json()['access_token']}"
