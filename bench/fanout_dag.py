@@ -310,8 +310,7 @@ def _median_of(values: list) -> float | None:
 def summarise(cases: list[dict]) -> dict:
     """Medians over the runs of one stack (each run's figures are kept beside them)."""
     def med(get):
-        values = [v for v in (get(c) for c in cases) if v is not None]
-        return round(statistics.median(values), 3) if values else None
+        return _median_of([get(c) for c in cases])
 
     first = cases[0]
     return {

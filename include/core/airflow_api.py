@@ -10,7 +10,7 @@ from collections.abc import Iterator
 
 import httpx
 
-from include.core import http as http_clients
+from include.core import http_clients
 
 log = logging.getLogger(__name__)
 

@@ -37,7 +37,7 @@ from urllib.parse import urlsplit
 
 import httpx
 
-from include.core import http
+from include.core import http_clients
 
 log = logging.getLogger(__name__)
 
@@ -144,7 +144,7 @@ def send_event(action: str, routing_key: str, dedup_key: str, summary: str | Non
     event = build_event(action, key, dedup_key, summary, severity, source, custom_details, links)
     what = f"PagerDuty {action} event for dedup_key {dedup_key!r} (routing key ...{key[-4:]})"
     last = ""
-    with http.client(timeout=TIMEOUT_S) as client:
+    with http_clients.client(timeout=TIMEOUT_S) as client:
         for attempt in range(1, len(RETRY_DELAYS_S) + 2):
             try:
                 resp = client.post(url, json=event, headers={"Accept": "application/json"})

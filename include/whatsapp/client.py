@@ -21,7 +21,7 @@ from typing import Any
 import httpx
 import msgspec
 
-from include.core import config, http
+from include.core import config, http_clients
 from include.core.phones import mask_phone
 from include.whatsapp.platform_limits import TIER_LIMITS
 
@@ -507,7 +507,7 @@ class WhatsAppClient:
         self.settings = settings
         # No default Content-Type: httpx sets application/json for json= and multipart/form-data for files=.
         headers = {k: v for k, v in settings.headers.items() if k.lower() != "content-type"}
-        self._http = http.client(headers=headers, timeout=settings.timeout, transport=transport)
+        self._http = http_clients.client(headers=headers, timeout=settings.timeout, transport=transport)
 
     def __enter__(self) -> WhatsAppClient:
         return self

@@ -1,10 +1,8 @@
-"""Outbound httpx clients share one TLS context per process (include/core/http.py): a default httpx.Client() builds
-a new one each time, ~50-60 ms of CPU, and a sender opens a client for every number check."""
+"""Outbound httpx clients share one TLS context per process (include/core/http_clients.py): a default
+httpx.Client() builds a new one each time, ~50-60 ms of CPU, and a sender opens a client for every number check."""
 import ssl
 
-import httpx
-
-from include.core import http
+from include.core import http_clients
 
 
 def test_the_clients_of_every_integration_share_one_tls_context(monkeypatch):
@@ -18,22 +16,24 @@ def test_the_clients_of_every_integration_share_one_tls_context(monkeypatch):
         return real(self, *args, **kwargs)
 
     monkeypatch.setattr(ssl.SSLContext, "load_verify_locations", counting)
-    http.tls_context.cache_clear()
+    http_clients.tls_context.cache_clear()
     try:
         settings = WhatsAppSettings(base_url="https://graph.example.test", access_token="t", waba_id="1")
         for _ in range(3):
             with WhatsAppClient(settings):
                 pass
-        with http.client(base_url="https://api.example.test"):
+        with http_clients.client(base_url="https://api.example.test"):
             pass
         assert len(built) == 1, built
-        assert isinstance(http.tls_context(), ssl.SSLContext)
-        assert http.tls_context().verify_mode == ssl.CERT_REQUIRED and http.tls_context().check_hostname
+        assert isinstance(http_clients.tls_context(), ssl.SSLContext)
+        assert http_clients.tls_context().verify_mode == ssl.CERT_REQUIRED and http_clients.tls_context().check_hostname
     finally:
-        http.tls_context.cache_clear()
+        http_clients.tls_context.cache_clear()
 
 
 def test_a_caller_may_still_pass_its_own_verify():
     own = ssl.create_default_context()
-    with http.client(verify=own) as c:
-        assert isinstance(c, httpx.Client)
+    http_clients.tls_context.cache_clear()
+    with http_clients.client(verify=own):
+        pass
+    assert http_clients.tls_context.cache_info().currsize == 0  # the shared context was neither built nor used

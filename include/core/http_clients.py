@@ -21,5 +21,6 @@ def tls_context() -> ssl.SSLContext:
 
 def client(**kwargs: Any) -> httpx.Client:
     """`httpx.Client(**kwargs)` with the shared TLS context, unless the caller passes its own `verify`."""
-    kwargs.setdefault("verify", tls_context())
+    if "verify" not in kwargs:  # not setdefault: that would build the shared context even when it goes unused
+        kwargs["verify"] = tls_context()
     return httpx.Client(**kwargs)
