@@ -172,11 +172,17 @@ def budgets() -> tuple[Decimal, Decimal, float]:
 
 
 # -- the ledger ----------------------------------------------------------------------------------------------
-def refresh_ledger(engine: Engine) -> dict | None:
+def refresh_ledger(engine: Engine, unless_within_s: float = 0.0) -> dict | None:
     """Bill the status webhooks stored since the last refresh. Returns what was recorded, or None when another
-    process is refreshing right now (its result is in the totals a moment later)."""
+    process is refreshing right now (its result is in the totals a moment later) or, with `unless_within_s`, when
+    any process refreshed that recently: every sender's guard calls this, and one refresh per interval serves
+    them all."""
     with engine.begin() as conn:
         if not conn.execute(text("SELECT pg_try_advisory_xact_lock(hashtext(:k))"), {"k": _LEDGER_LOCK}).scalar():
+            return None
+        if unless_within_s > 0 and conn.execute(text(
+                "SELECT refreshed_at > now() - make_interval(secs => :s) FROM spend_watermark WHERE singleton"),
+                {"s": unless_within_s}).scalar():
             return None
         row = conn.execute(query("budget/refresh_ledger"), {"settle_s": config.BUDGET_LEDGER_SETTLE_S}).one()
     return dict(row._mapping)
@@ -214,7 +220,8 @@ def check_budget(engine: Engine, context: Mapping[str, Any] | None = None, day: 
     from include.core.dates import ist_today
 
     day = day or ist_today()
-    refresh_ledger(engine)
+    # A little less than the guard's own interval, so each sender's check still finds a fresh ledger.
+    refresh_ledger(engine, unless_within_s=config.BUDGET_CHECK_S * 0.75)
     v, t = current_verdict(engine, day)
     ref = RunRef.from_context(context)
     for p in v.infos:

@@ -2,6 +2,7 @@
 (set-based, idempotent: one bill per message however many statuses carry pricing) against the real schema."""
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
 from decimal import Decimal
@@ -89,7 +90,7 @@ def _status(engine, wamid, status, ts, pricing=None, **extra):
     payload = {"id": wamid, "status": status, "timestamp": str(int(ts.timestamp())), **extra}
     if pricing is not None:
         payload["pricing"] = pricing
-    with engine.begin() as c:
+    with (engine.begin() if isinstance(engine, sa.Engine) else contextlib.nullcontext(engine)) as c:
         c.execute(sa.text("INSERT INTO webhook_events (dedupe_key, kind, wamid, status, event_ts, payload, raw_body, "
                           "signature_valid) VALUES (:k, 'status', :w, :s, :ts, CAST(:p AS jsonb), '', true)"),
                   {"k": f"s:{wamid}:{status}:{ts.timestamp()}", "w": wamid, "s": status, "ts": ts,
@@ -155,6 +156,40 @@ def test_ledger_watermark_moves_past_settled_events_only(app_db, monkeypatch):
     _status(app_db, "wamid.G", "sent", T, _pricing("authentication"))
     assert budget.refresh_ledger(app_db)["recorded"] == 1
     assert set(_ledger(app_db)[0]) == {"wamid.A", "wamid.G"}
+
+
+def test_an_event_committed_after_a_refresh_read_past_it_is_billed_once_it_has_settled(app_db, monkeypatch):
+    """A receiver transaction can commit after a refresh has read higher event ids: its events are not new any
+    more, so they are billed by the settled pass, once the margin has passed, and only once."""
+    monkeypatch.setenv("FA_BUDGET_LEDGER_SETTLE_S", "3600")
+    late = app_db.connect()
+    late_tx = late.begin()  # a receiver transaction that has taken its event id and not committed yet
+    _status(late, "wamid.late", "sent", T, _pricing())
+    _status(app_db, "wamid.on_time", "sent", T, _pricing())
+    first = budget.refresh_ledger(app_db)
+    assert first["recorded"] == 1 and first["watermark"] == 0
+    late_tx.commit()
+    late.close()
+    with app_db.connect() as c:
+        late_id = c.execute(sa.text("SELECT event_id FROM webhook_events WHERE wamid = 'wamid.late'")).scalar()
+    assert late_id < first["read_through"]  # committed below what the first refresh read through
+    assert budget.refresh_ledger(app_db)["recorded"] == 0     # not new, not settled yet
+    with app_db.begin() as c:  # the margin has passed since the cutoff was taken
+        c.execute(sa.text("UPDATE spend_watermark SET settle_cutoff_at = now() - interval '2 hours'"))
+    settled = budget.refresh_ledger(app_db)
+    assert settled["recorded"] == 1 and settled["watermark"] == first["read_through"]
+    assert set(_ledger(app_db)[0]) == {"wamid.on_time", "wamid.late"}
+    with app_db.begin() as c:
+        c.execute(sa.text("UPDATE spend_watermark SET settle_cutoff_at = now() - interval '2 hours'"))
+    assert budget.refresh_ledger(app_db)["recorded"] == 0     # read again, billed once
+
+
+def test_one_refresh_serves_every_guard_within_the_interval(app_db):
+    _status(app_db, "wamid.A", "sent", T, _pricing())
+    assert budget.refresh_ledger(app_db, unless_within_s=60)["recorded"] == 1
+    _status(app_db, "wamid.B", "sent", T, _pricing())
+    assert budget.refresh_ledger(app_db, unless_within_s=60) is None   # refreshed a moment ago by someone
+    assert budget.refresh_ledger(app_db)["recorded"] == 1              # without the interval: refreshed now
 
 
 def test_a_month_sums_its_days_and_a_new_rate_applies_from_its_date(app_db):

@@ -1,19 +1,42 @@
--- Feed message_spend (and spend_daily, in the same statement) from the status webhooks stored since the watermark.
+-- Feed message_spend (and spend_daily, in the same statement) from the status webhooks stored since the last refresh.
 -- Set-based and idempotent: a wamid is billed once, by the first stored status event that carries `pricing`
 -- (Meta puts it on sent and on delivered or read); re-reading events inserts nothing twice. Each message is priced
 -- with the rate card row in force on its business date (the IST date of the event). `billable` false, or a free
 -- pricing type (free_customer_service, free_entry_point), costs 0; a billable category without a rate gets
--- inr NULL and counts as `unrated`. The watermark moves only past events older than :settle_s seconds.
+-- inr NULL and counts as `unrated`.
+-- Each event is read twice, both times through the primary key's range (never a scan of the table):
+--   * when new: above read_through;
+--   * once settled: a receiver transaction may commit after a refresh has read past its event ids, so the
+--     events up to settle_cutoff (read_through as it was :settle_s seconds ago, when every transaction holding
+--     an id at or below it had begun) are read once more for wamids not billed yet, and last_event_id, the
+--     settled watermark, moves up to it. With :settle_s 0 this refresh's own read_through counts as settled.
 -- Run under pg_try_advisory_xact_lock (budget.refresh_ledger): one refresher at a time, the others skip.
-WITH mark AS (
-    SELECT last_event_id FROM spend_watermark WHERE singleton
+WITH w AS (
+    SELECT last_event_id, read_through, settle_cutoff, settle_cutoff_at FROM spend_watermark WHERE singleton
+), top AS (
+    SELECT greatest((SELECT read_through FROM w), coalesce((
+        SELECT max(e.event_id) FROM webhook_events e WHERE e.event_id > (SELECT read_through FROM w)), 0)) AS id
+), settled AS (
+    SELECT CASE WHEN CAST(:settle_s AS int) = 0 THEN (SELECT id FROM top)
+                WHEN w.settle_cutoff_at <= now() - make_interval(secs => :settle_s) THEN w.settle_cutoff
+           END AS cutoff
+    FROM w
+), events AS (  -- priced status events of wamids not billed yet: the new ones, then the settled ones
+    SELECT e.wamid, e.event_id, e.payload -> 'pricing' AS p, coalesce(e.event_ts, e.received_at) AS at
+    FROM webhook_events e
+    WHERE e.event_id > (SELECT read_through FROM w) AND e.event_id <= (SELECT id FROM top)
+      AND e.kind = 'status' AND e.wamid IS NOT NULL AND jsonb_typeof(e.payload -> 'pricing') = 'object'
+      AND NOT EXISTS (SELECT 1 FROM message_spend m WHERE m.wamid = e.wamid)
+    UNION ALL
+    SELECT e.wamid, e.event_id, e.payload -> 'pricing', coalesce(e.event_ts, e.received_at)
+    FROM webhook_events e
+    WHERE e.event_id > (SELECT last_event_id FROM w)
+      AND e.event_id <= least(coalesce((SELECT cutoff FROM settled), 0), (SELECT read_through FROM w))  -- least() skips NULLs
+      AND e.kind = 'status' AND e.wamid IS NOT NULL AND jsonb_typeof(e.payload -> 'pricing') = 'object'
+      AND NOT EXISTS (SELECT 1 FROM message_spend m WHERE m.wamid = e.wamid)
 ), src AS (
-    SELECT DISTINCT ON (e.wamid)
-           e.wamid, e.event_id, e.payload -> 'pricing' AS p,
-           (coalesce(e.event_ts, e.received_at) AT TIME ZONE 'Asia/Kolkata')::date AS business_date
-    FROM webhook_events e, mark
-    WHERE e.event_id > mark.last_event_id AND e.kind = 'status' AND e.wamid IS NOT NULL
-      AND jsonb_typeof(e.payload -> 'pricing') = 'object'
+    SELECT DISTINCT ON (e.wamid) e.wamid, e.event_id, e.p, (e.at AT TIME ZONE 'Asia/Kolkata')::date AS business_date
+    FROM events e
     ORDER BY e.wamid, e.event_id
 ), priced AS (
     SELECT s.wamid, s.event_id, s.business_date,
@@ -46,12 +69,16 @@ WITH mark AS (
     RETURNING 1
 ), moved AS (
     UPDATE spend_watermark w
-    SET last_event_id = greatest(w.last_event_id, coalesce((
-            SELECT max(e.event_id) FROM webhook_events e
-            WHERE e.event_id > w.last_event_id AND e.received_at < now() - make_interval(secs => :settle_s)), 0)),
+    SET read_through = (SELECT id FROM top),
+        last_event_id = greatest(w.last_event_id, coalesce((SELECT cutoff FROM settled), 0)),
+        -- a new cutoff starts its margin when the last one has settled (or there was none)
+        settle_cutoff = CASE WHEN (SELECT cutoff FROM settled) IS NOT NULL OR w.settle_cutoff IS NULL
+                             THEN (SELECT id FROM top) ELSE w.settle_cutoff END,
+        settle_cutoff_at = CASE WHEN (SELECT cutoff FROM settled) IS NOT NULL OR w.settle_cutoff IS NULL
+                                THEN now() ELSE w.settle_cutoff_at END,
         refreshed_at = now()
     WHERE w.singleton
-    RETURNING w.last_event_id
+    RETURNING w.last_event_id, w.read_through
 )
 SELECT (SELECT count(*) FROM ins) AS recorded, (SELECT count(*) FROM daily) AS days,
-       (SELECT last_event_id FROM moved) AS watermark
+       (SELECT last_event_id FROM moved) AS watermark, (SELECT read_through FROM moved) AS read_through
