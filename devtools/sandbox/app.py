@@ -75,7 +75,10 @@ def _graph_error(sb: Sandbox, err: GraphError) -> Response:
 
 
 async def _body_json(request: Request):
-    raw = await request.body()
+    return _decode_body(await request.body())
+
+
+def _decode_body(raw: bytes):
     try:
         return msgspec.json.decode(raw) if raw else None
     except msgspec.DecodeError as exc:
@@ -206,8 +209,8 @@ class _GcWatch:
             gc.freeze()
 
 
-def create_app(settings: Settings | None = None, webhooks: WebhookSettings | None = None,
-               seed_defaults: bool = True, smtp_port: int | None = None, smtp_host: str = "127.0.0.1") -> Starlette:
+def create_app(settings: Settings | None = None, webhooks: WebhookSettings | None = None, seed_defaults: bool = True,
+               smtp_port: int | None = None, smtp_host: str = "127.0.0.1") -> _MessagesFastPath:
     """`smtp_port`: also run the SMTP sink (smtp_sink.py) on `smtp_host` at that port (0: any free port)."""
     import copy
 
@@ -224,12 +227,13 @@ def create_app(settings: Settings | None = None, webhooks: WebhookSettings | Non
     mail = MailSink()  # advisor delay-notice emails (smtp_sink.py)
 
     # ---------------------------------------------------------------- Graph API
-    async def send_message(request: Request) -> Response:
+    async def send_message(pnid: str, authorization: str | None, raw: bytes) -> Response:
+        """POST /{ver}/{phone_number_id}/messages, served by `_MessagesFastPath` (below) without Starlette's
+        routing and request objects."""
         gc_watch.maybe_freeze()
-        pnid = request.path_params["pnid"]
         try:
-            sb.check_token(request.headers.get("authorization"))
-            body = await _body_json(request)
+            sb.check_token(authorization)
+            body = _decode_body(raw)
             fault = sb.transport_fault() if (sb.faults.timeout_rate or sb.faults.reset_rate) else None
             if fault == "reset":
                 sb.counters["resets"] += 1
@@ -672,7 +676,7 @@ def create_app(settings: Settings | None = None, webhooks: WebhookSettings | Non
         *mail_routes(mail),      # SMTP sink: GET|DELETE /_sandbox/mail, POST /_sandbox/mail/faults (smtp_sink.py)
         *ai_compliance.routes(sb),  # OpenAI-compatible /v1/chat/completions and /_sandbox/ai (ai_compliance.py)
         Route("/whatsapp_business/attachments/", download_media, methods=["GET"]),
-        Route("/{ver}/{pnid}/messages", send_message, methods=["POST"]),
+        # POST /{ver}/{pnid}/messages: _MessagesFastPath, in front of these routes
         Route("/{ver}/{pnid}/media", upload_media, methods=["POST"]),
         Route("/{ver}/{oid}/message_templates", list_templates, methods=["GET"]),
         Route("/{ver}/{oid}/message_templates", create_template, methods=["POST"]),
@@ -686,7 +690,43 @@ def create_app(settings: Settings | None = None, webhooks: WebhookSettings | Non
     app.state.sandbox = sb
     app.state.dispatcher = dispatcher
     app.state.mail = mail
-    return app
+    return _MessagesFastPath(app, send_message)
+
+
+class _MessagesFastPath:
+    """The message send, the one route taken 1,000 times a second, answered straight from ASGI: Starlette's
+    middleware, route matching (a linear scan of ~50 routes) and request objects were about half of the
+    sandbox's CPU per send (py-spy at 1 x 1,000 msg/s), and the sandbox shares the cores with what it measures.
+    Everything else goes to the Starlette app, whose attributes (`state`) this passes through."""
+
+    def __init__(self, app: Starlette, send_message):
+        self.app = app
+        self.send_message = send_message
+
+    def __getattr__(self, name):
+        return getattr(self.app, name)
+
+    async def __call__(self, scope, receive, send) -> None:
+        if scope["type"] == "http" and scope["method"] == "POST":
+            parts = scope["path"].split("/")
+            if len(parts) == 4 and parts[3] == "messages" and parts[1] and parts[2] and not parts[0]:
+                authorization = None
+                for name, value in scope["headers"]:
+                    if name == b"authorization":
+                        authorization = value.decode("latin-1")
+                        break
+                chunks = []
+                while True:
+                    message = await receive()
+                    if message["type"] == "http.disconnect":
+                        return
+                    chunks.append(message.get("body", b""))
+                    if not message.get("more_body"):
+                        break
+                response = await self.send_message(parts[2], authorization, b"".join(chunks))
+                await response(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
 
 
 class _Reset(Response):

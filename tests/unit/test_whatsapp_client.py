@@ -328,3 +328,48 @@ def test_refresh_numbers_stores_the_mapped_tier(app_db, sandbox, settings):
     with WhatsAppClient(settings) as c:
         assert {n.messaging_tier for n in numbers.refresh_numbers(app_db, c)} == {"UNKNOWN"}
     assert {n.messaging_tier for n in numbers.active_numbers(app_db)} == {"UNKNOWN"}
+
+
+def test_bulk_send_on_the_wire_is_json_with_the_token_and_never_carries_cookies():
+    """What the sender's client puts on the wire, read by a raw loopback server: the documented JSON body as
+    application/json with the bearer token, and no Cookie header even after the server set one (the Graph API
+    authenticates with the token; the client keeps no cookie jar)."""
+    import json
+
+    seen: list[tuple[dict, bytes]] = []
+    ok = b'{"messaging_product":"whatsapp","contacts":[{"input":"+919812345678","wa_id":"919812345678"}],' \
+         b'"messages":[{"id":"wamid.X"}]}'
+
+    async def handle(reader, writer):
+        while True:
+            head = await reader.readuntil(b"\r\n\r\n")
+            lines = head.decode("latin-1").split("\r\n")
+            headers = {k.lower(): v.strip() for k, _, v in (ln.partition(":") for ln in lines[1:] if ln)}
+            body = await reader.readexactly(int(headers["content-length"]))
+            seen.append((headers, body))
+            writer.write(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nSet-Cookie: fr=abc; Path=/\r\n"
+                         b"Content-Length: " + str(len(ok)).encode() + b"\r\n\r\n" + ok)
+            await writer.drain()
+
+    async def go():
+        server = await asyncio.start_server(handle, "127.0.0.1", 0)
+        port = server.sockets[0].getsockname()[1]
+        # A host name, not an IP literal: aiohttp's default cookie jar ignores cookies set by IP addresses.
+        settings = WhatsAppSettings(base_url=f"http://localhost:{port}", access_token="tok-1",
+                                    waba_id="200000000000001")
+        async with AsyncWhatsAppClient(settings) as c:
+            for _ in range(2):
+                res = await c.send_template(PNID, "+919812345678", "daily_pack_v1", "en", PARAMS,
+                                            image_link="https://cdn.example/x.png", biz_opaque_callback_data="k1")
+                assert res.wamid == "wamid.X"
+        server.close()
+
+    asyncio.run(go())
+    assert len(seen) == 2
+    for headers, body in seen:
+        assert headers["content-type"] == "application/json"
+        assert headers["authorization"] == "Bearer tok-1"
+        assert "cookie" not in headers
+        assert json.loads(body) == build_template_message("+919812345678", "daily_pack_v1", "en", PARAMS,
+                                                          image_link="https://cdn.example/x.png",
+                                                          biz_opaque_callback_data="k1")
