@@ -311,6 +311,9 @@ class Sandbox:
         self.inbound: list[dict] = []
         self.preferences: list[dict] = []
         self._wamid_seq = itertools.count(1)
+        # Meta never reuses a wamid. The reset count is part of each one, so a status webhook of a previous test
+        # still on its way to a receiver can never match a message of the next test in the same sandbox process.
+        self._resets = getattr(self, "_resets", -1) + 1
         self.template_pauses: Counter[tuple[str, str]] = Counter()  # FIRST_PAUSE / SECOND_PAUSE (lifecycle.py)
         self.media: dict[str, MediaItem] = {}
         self.pagerduty = PagerDutyState()
@@ -502,7 +505,8 @@ class Sandbox:
             raise GraphError(self.settings.tier_exceeded_code,
                              f"Messaging limit {self.settings.messaging_tier} reached for this business portfolio")
         self.portfolio.add(to)
-        wamid = "wamid." + hashlib.sha1(f"{pnid}:{to}:{next(self._wamid_seq)}:{os.getpid()}".encode()).hexdigest()
+        wamid = "wamid." + hashlib.sha1(
+            f"{pnid}:{to}:{next(self._wamid_seq)}:{os.getpid()}:{self._resets}".encode()).hexdigest()
         entry = LedgerEntry(wamid, to, pnid, template.name, lang, body_params, header_image,
                             body.get("biz_opaque_callback_data"), _now())
         pacing = self.faults.pacing_rate

@@ -282,3 +282,33 @@ def test_slack_endpoint_records_and_shows_posts(sandbox):
     assert httpx.post(f"{sandbox.url}/slack/webhook/alerts", json={}).status_code == 400
     page = httpx.get(f"{sandbox.url}/slack").text
     assert "[P1] hello" in page and "<b>facts</b> &lt;here&gt;" in page  # rendered as Slack shows it
+
+
+
+def test_a_wamid_is_never_reused_after_a_reset(sandbox):
+    """Meta never reuses a wamid. One sandbox process serves many tests: the same send after a reset gets a new
+    wamid, so a previous test's status webhook still on its way can never match the next test's message."""
+    url = f"{sandbox.url}/v21.0/{PNID}/messages"
+    first = httpx.post(url, json=message("+919811111111"), headers=AUTH).json()["messages"][0]["id"]
+    sandbox.reset()
+    again = httpx.post(url, json=message("+919811111111"), headers=AUTH).json()["messages"][0]["id"]
+    assert again != first
+
+
+def test_a_reset_drops_the_webhooks_that_were_due_but_not_posted_yet(sandbox):
+    receiver = WebhookRecorder(hold=True)  # every post waits for release(): the dispatcher's workers fill up
+    try:
+        sandbox.configure(webhooks={"url": receiver.url, "sent_delay_s": 0.0, "delivered_delay_s": 0.0,
+                                    "read_rate": 0.0, "batch_max": 1})
+        url = f"{sandbox.url}/v21.0/{PNID}/messages"
+        for i in range(20):  # 40 status webhooks, one per post; 16 workers
+            httpx.post(url, json=message(f"+9198{i:08d}"), headers=AUTH).raise_for_status()
+        assert receiver.wait_for(lambda r: len(r.received) == 16)
+        sandbox.reset()
+        receiver.release()
+        sandbox.configure(webhooks={"url": receiver.url})
+        sandbox.wait_webhooks_drained()
+        assert len(receiver.received) == 16  # the posts already in flight; the 24 queued ones were dropped
+    finally:
+        receiver.release()
+        receiver.stop()
