@@ -120,11 +120,11 @@ def _options(sandbox, **kw):
     return SenderOptions(**{**defaults, **kw})
 
 
-def _all_units(engine):
+def _all_units(engine, **kw):
     from include.delivery.fanout import enqueue, units_for
 
     enqueue(engine, DAY)
-    return units_for(engine, DAY)
+    return units_for(engine, DAY, **kw)
 
 
 def _send_all(engine, sandbox, parallel=False, **kw):
@@ -140,18 +140,25 @@ def _send_all(engine, sandbox, parallel=False, **kw):
         return list(pool.map(lambda u: send_unit(engine, _settings(sandbox), u, _options(sandbox, **kw)), units))
 
 
-def test_a_fast_number_gets_one_unit_per_segment_that_share_its_rate_through_leases(app_db, sandbox):
-    """A 1,000 msg/s number is fed by one unit per segment group. A sender starts at its planned share;
-    alone it takes the whole number, and when a peer's lease appears both hold half."""
+def test_a_fast_number_gets_several_units_that_share_its_rate_through_leases(app_db, sandbox):
+    """A number faster than one process feeds (FA_SENDER_PROCESS_MPS) gets ceil(msg/s / that) units, each a run
+    of its segment groups in send order. A sender starts at its planned share; alone it takes the whole number,
+    and when a peer's lease appears both hold half."""
     from include.core import config
     from include.delivery.fanout import ShardSender, Unit
 
     planned_world(app_db, advisors=200, research_digits="")
     with app_db.begin() as c:
         c.execute(sa.text("UPDATE sending_numbers SET throughput_mps = 1000 WHERE shard = 0 AND role = 'primary'"))
-    units = [u for u in _all_units(app_db) if u["shard"] == 0]
+    units = [u for u in _all_units(app_db, process_mps=250) if u["shard"] == 0]
     assert len(units) == len(config.SEGMENTS) and {u["peers"] for u in units} == {len(units)}
-    assert [u["segments"] for u in units] == [[s] for s in config.SEGMENTS]  # in send order
+    assert sorted(u["segments"] for u in units) == sorted([s] for s in config.SEGMENTS)
+    two = [u for u in _all_units(app_db) if u["shard"] == 0]  # 1,000 msg/s at the default 500 per process
+    assert len(two) == 2 and {u["peers"] for u in two} == {2}
+    with app_db.connect() as c:
+        send_order = [r.code for r in c.execute(sa.text("SELECT code FROM segments ORDER BY send_order"))]
+    runs = sorted((u["segments"] for u in two), key=lambda segs: send_order.index(segs[0]))
+    assert runs[0] + runs[1] == send_order  # two contiguous runs of the send order
 
     full = 1000 * config.SENDER_RATE_HEADROOM
     def tick(sender):  # the lease tick's body, as the sender's loop runs it
@@ -179,7 +186,7 @@ def _fast_number_units(app_db):
     planned_world(app_db, advisors=200, research_digits="")
     with app_db.begin() as c:
         c.execute(sa.text("UPDATE sending_numbers SET throughput_mps = 1000 WHERE shard = 0 AND role = 'primary'"))
-    return [u for u in _all_units(app_db) if u["shard"] == 0]
+    return [u for u in _all_units(app_db, process_mps=250) if u["shard"] == 0]  # one unit per segment group
 
 
 def _gate(senders, delays):

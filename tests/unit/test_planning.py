@@ -1,5 +1,6 @@
 """Plan invariants against real PostgreSQL: eligible advisors only, each exactly once, balanced and
 stable shards, jitter inside the window, idempotent rebuilds that never touch sent rows."""
+import pytest
 import sqlalchemy as sa
 
 from include.content import readiness as content
@@ -123,3 +124,19 @@ def test_statistics_are_refreshed_where_rows_are_written_and_only_then(app_db):
     assert _analyze_count(app_db, "delivery_plan") == plans + 1  # not again at 06:00
     assert enqueue(app_db, DAY) == 0
     assert _analyze_count(app_db, "deliveries") == queues + 1
+
+
+@pytest.mark.parametrize(("open_rows", "processes", "groups"), [
+    ([2400, 2400, 2400, 2400], 1, [("a", "b", "c", "d")]),
+    ([2400, 2400, 2400, 2400], 2, [("a", "b"), ("c", "d")]),
+    ([2400, 2400, 2400, 2400], 4, [("a",), ("b",), ("c",), ("d",)]),
+    ([2400, 2400, 2400, 2400], 9, [("a",), ("b",), ("c",), ("d",)]),  # never more units than segment groups
+    ([9000, 100, 100, 100], 2, [("a",), ("b", "c", "d")]),             # balanced by open rows
+    ([100, 100, 100, 9000], 2, [("a", "b", "c"), ("d",)]),
+    ([100, 100, 100, 9000], 3, [("a", "b"), ("c",), ("d",)]),          # every unit gets a segment group
+    ([0, 0, 0, 0], 2, [("a",), ("b", "c", "d")]),
+])
+def test_a_fast_numbers_segment_groups_split_into_contiguous_runs(open_rows, processes, groups):
+    from include.delivery.fanout.units import segment_groups
+
+    assert segment_groups(["a", "b", "c", "d"], open_rows, processes) == groups

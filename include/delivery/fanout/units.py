@@ -115,16 +115,39 @@ def enqueue(engine: Engine, business_date: dt.date) -> int:
     return queued
 
 
+def segment_groups(segments: list[str], open_rows: list[int], processes: int) -> list[tuple[str, ...]]:
+    """The segment groups (in send order) split into `processes` contiguous runs of about equal open rows."""
+    processes = max(1, min(processes, len(segments)))
+    total = sum(open_rows)
+    groups: list[tuple[str, ...]] = []
+    current: list[str] = []
+    done = 0
+    for i, (seg, n) in enumerate(zip(segments, open_rows, strict=True)):
+        current.append(seg)
+        done += n
+        left_groups = processes - len(groups) - 1
+        left_segments = len(segments) - i - 1
+        # close this run once it holds its share, or when every later segment is needed for a run of its own
+        if left_groups and (done >= total * (len(groups) + 1) / processes or left_segments == left_groups):
+            groups.append(tuple(current))
+            current = []
+    groups.append(tuple(current))
+    return groups
+
+
 def units_for(engine: Engine, business_date: dt.date, max_units: int = config.MAX_SENDER_TASKS,
-              split_mps: int = config.SENDER_SPLIT_MPS) -> list[dict]:
-    """Mapped units: one per shard (its segment groups in send order), or one per (shard, segment) for a
-    number fast enough to need several processes. Bounded: 4 shards x 4 segments = 16 at most here."""
+              process_mps: int | None = None) -> list[dict]:
+    """Mapped units: one per shard (its segment groups in send order), or, for a number faster than one process
+    feeds (FA_SENDER_PROCESS_MPS), ceil(msg/s / that) units, each a contiguous share of the segment groups.
+    Bounded: 4 shards x 4 segments = 16 at most here."""
+    process_mps = process_mps or config.SENDER_PROCESS_MPS
     with engine.connect() as conn:
         rows = conn.execute(query("fanout/units"), {"business_date": business_date}).fetchall()
     units = []
     for r in rows:
         number = r.display_phone or "no number"
-        groups = [(seg,) for seg in r.segments] if (r.throughput_mps or 0) >= split_mps else [tuple(r.segments)]
+        processes = -(-int(r.throughput_mps or 0) // process_mps)
+        groups = segment_groups(list(r.segments), list(r.open_rows), processes)
         for segs in groups:
             unit = Unit(business_date, r.shard, segs, peers=len(groups)).as_dict()
             unit.update(number=number, open_rows=sum(n for seg, n in zip(r.segments, r.open_rows, strict=True)
