@@ -299,6 +299,8 @@ def _one_run(engine, sandbox: _Admin, api: httpx.Client, roots: dict[str, int], 
         # long after the run they took to drain.
         "webhooks_delivered_during_run": hooks_after.get("delivered", 0) - hooks_before.get("delivered", 0),
         "webhooks_pending_at_run_end": hooks_after["pending"], "webhooks_drain_after_run_s": drain_s,
+        # POSTs that carried them: the receiver's and PostgreSQL's work per event falls as batches grow.
+        "webhook_posts_during_run": hooks_after.get("posts", 0) - hooks_before.get("posts", 0),
     }
 
 
@@ -327,6 +329,9 @@ def summarise(cases: list[dict]) -> dict:
         "median_phases_s": {k: med(lambda c, k=k: c["phases_s"][k]) for k in first["phases_s"]},
         # Median over every sender of every run: its checks before sending, and the wait for its peers.
         "median_sender_startup_s": _median_of([s["startup_s"] for c in cases for s in c["senders_start_s"]]),
+        "median_webhook_events_per_post": _median_of([
+            round(c["webhooks_delivered_during_run"] / c["webhook_posts_during_run"], 1)
+            for c in cases if c.get("webhook_posts_during_run")]),
         "median_sender_start_gate_s": _median_of([s["start_gate_s"] for c in cases for s in c["senders_start_s"]]),
         "duplicate_keys_in_ledger": max(c["duplicate_keys_in_ledger"] for c in cases),
         "load_avg_1m_before": [c["load_avg_1m_before"] for c in cases],
