@@ -51,7 +51,10 @@ def _start_stack(data_dir: Path, advisors: int, executor: str, idle_sleep: float
     # EXECUTOR is what `make run EXECUTOR=celery` passes to the supervisor (stack.py --executor's default).
     # The scheduled fan-out's slot 12 h away: a stack booted after 06:30 IST would otherwise run that morning's slot
     # late, and its run waits up to 20 min for on-call's answer (late start) while this waits for a quiet stack.
-    extra = {"EXECUTOR": executor, **fanout_slot_far_from_now()}
+    # No spend budget: each run sends ~10,000 marketing messages of a past day, but spend counts on the day the
+    # money is spent (today), so the third run crossed the ₹25,000 daily default and the guard stopped it.
+    extra = {"EXECUTOR": executor, **fanout_slot_far_from_now(), "FA_BUDGET_DAILY_INR": "0",
+             "FA_BUDGET_MONTHLY_INR": "0"}
     if idle_sleep is not None:  # else the dev stack's own setting (devtools/devstack/env.py)
         extra["AIRFLOW__SCHEDULER__SCHEDULER_IDLE_SLEEP_TIME"] = str(idle_sleep)
     proc, api_port, sandbox_port = start_stack(data_dir, advisors, extra_env=extra)

@@ -331,6 +331,24 @@ def test_crash_mid_batch_then_retry_sends_nobody_twice_and_loses_nobody(app_db, 
     assert unresolved == 0
 
 
+def test_a_paused_sender_with_nothing_left_to_send_ends_at_once(app_db, sandbox):
+    """The budget's stop can land just after a unit's last send: a paused sender with nothing queued or unresolved
+    ends within a second instead of waiting out FA_SENDER_MAX_PAUSE_S (once seen: 20 min in a benchmark)."""
+    import time
+
+    from include.delivery.fanout import send_unit
+    from include.delivery.kill_switch import set_sending_paused
+
+    planned_world(app_db, advisors=30, research_digits="")
+    unit = _all_units(app_db)[0]
+    _send_all(app_db, sandbox)
+    set_sending_paused(app_db, True, "budget drill", "tests")
+    started = time.monotonic()
+    result = send_unit(app_db, _settings(sandbox), unit, _options(sandbox, max_pause_s=60))
+    assert time.monotonic() - started < 5
+    assert result["stopped_reason"] is None and result["remaining_queued"] == 0
+
+
 def test_pause_stops_sends_within_2_s_and_resume_continues_without_duplicates(app_db, sandbox):
     import threading
     import time

@@ -372,6 +372,19 @@ class ShardSender:
                         if self.result.paused_seconds + (now - pause_started) >= self.opt.max_pause_s:
                             self._stop("paused_too_long")
                             break
+                        if claim is None and self._in_flight == 0 and now >= next_idle_check:
+                            # Paused after its last send (the budget's stop can land just then): with nothing
+                            # queued or unresolved there is nothing to wait for, so the unit ends now.
+                            next_idle_check = now + 1.0
+                            try:
+                                await self._flush()
+                                left = await self._db(self._remaining)
+                            except TRANSIENT_DB_ERRORS as exc:
+                                log.warning("%s: database unavailable (%s); retrying", self.unit.label,
+                                            type(exc).__name__)
+                            else:
+                                if left.queued == 0 and left.unresolved == 0:
+                                    break
                         await asyncio.sleep(0.05)
                         continue
                     if pause_started is not None:
