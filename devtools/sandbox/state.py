@@ -292,6 +292,7 @@ class Sandbox:
         self.settings = settings or Settings()
         self.webhooks = webhooks or WebhookSettings()
         self.webhook_sink = None  # set by the app: lifecycle webhooks go to the dispatcher (lifecycle.emit)
+        self._resets = -1  # resets so far; part of every wamid (reset)
         self.reset()
 
     # -- lifecycle ---------------------------------------------------------------------------
@@ -313,7 +314,7 @@ class Sandbox:
         self._wamid_seq = itertools.count(1)
         # Meta never reuses a wamid. The reset count is part of each one, so a status webhook of a previous test
         # still on its way to a receiver can never match a message of the next test in the same sandbox process.
-        self._resets = getattr(self, "_resets", -1) + 1
+        self._resets += 1
         self.template_pauses: Counter[tuple[str, str]] = Counter()  # FIRST_PAUSE / SECOND_PAUSE (lifecycle.py)
         self.media: dict[str, MediaItem] = {}
         self.pagerduty = PagerDutyState()

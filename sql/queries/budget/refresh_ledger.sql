@@ -21,19 +21,19 @@ WITH w AS (
                 WHEN w.settle_cutoff_at <= now() - make_interval(secs => :settle_s) THEN w.settle_cutoff
            END AS cutoff
     FROM w
-), events AS (  -- priced status events of wamids not billed yet: the new ones, then the settled ones
-    SELECT e.wamid, e.event_id, e.payload -> 'pricing' AS p, coalesce(e.event_ts, e.received_at) AS at
-    FROM webhook_events e
-    WHERE e.event_id > (SELECT read_through FROM w) AND e.event_id <= (SELECT id FROM top)
-      AND e.kind = 'status' AND e.wamid IS NOT NULL AND jsonb_typeof(e.payload -> 'pricing') = 'object'
-      AND NOT EXISTS (SELECT 1 FROM message_spend m WHERE m.wamid = e.wamid)
+), ranges AS (  -- (lo, hi]: the new events, then the settled ones (below read_through, so never the same)
+    SELECT read_through AS lo, (SELECT id FROM top) AS hi FROM w
     UNION ALL
-    SELECT e.wamid, e.event_id, e.payload -> 'pricing', coalesce(e.event_ts, e.received_at)
-    FROM webhook_events e
-    WHERE e.event_id > (SELECT last_event_id FROM w)
-      AND e.event_id <= least(coalesce((SELECT cutoff FROM settled), 0), (SELECT read_through FROM w))  -- least() skips NULLs
-      AND e.kind = 'status' AND e.wamid IS NOT NULL AND jsonb_typeof(e.payload -> 'pricing') = 'object'
-      AND NOT EXISTS (SELECT 1 FROM message_spend m WHERE m.wamid = e.wamid)
+    SELECT last_event_id, least(coalesce((SELECT cutoff FROM settled), 0), read_through) FROM w  -- least() skips NULLs
+), events AS (  -- priced status events of wamids not billed yet
+    SELECT e.*
+    FROM ranges r
+    CROSS JOIN LATERAL (  -- LATERAL: each range is read through the primary key (a plain join scanned the table)
+        SELECT e.wamid, e.event_id, e.payload -> 'pricing' AS p, coalesce(e.event_ts, e.received_at) AS at
+        FROM webhook_events e
+        WHERE e.event_id > r.lo AND e.event_id <= r.hi
+          AND e.kind = 'status' AND e.wamid IS NOT NULL AND jsonb_typeof(e.payload -> 'pricing') = 'object'
+          AND NOT EXISTS (SELECT 1 FROM message_spend m WHERE m.wamid = e.wamid)) e
 ), src AS (
     SELECT DISTINCT ON (e.wamid) e.wamid, e.event_id, e.p, (e.at AT TIME ZONE 'Asia/Kolkata')::date AS business_date
     FROM events e
