@@ -331,6 +331,29 @@ def test_crash_mid_batch_then_retry_sends_nobody_twice_and_loses_nobody(app_db, 
     assert unresolved == 0
 
 
+def test_a_sender_keeps_its_rate_when_the_api_answers_slowly(app_db, sandbox):
+    """Requests open at once follow the sender's rate (Little's law: rate x latency). With the API answering in
+    250 ms a 400 msg/s number needs ~100 open requests: a fixed window of 32 held it to 32 / 0.25 = 128 msg/s."""
+    from include.delivery.fanout import enqueue, send_unit
+
+    planned_world(app_db, advisors=600, research_digits="")
+    enqueue(app_db, DAY)
+    sandbox.admin.post("/_sandbox/numbers/100000000000001", json={"throughput_level": "HIGH"}).raise_for_status()
+    sandbox.faults(latency_ms_median=250, latency_ms_p99=250)
+    with app_db.begin() as c:  # one unit, one number at 400 msg/s
+        c.execute(sa.text("UPDATE delivery_plan SET shard = 0, segment = 'equity', phone_number_id = '100000000000001'"))
+        c.execute(sa.text("UPDATE sending_numbers SET throughput_mps = 400 WHERE phone_number_id = '100000000000001'"))
+    unit = {"business_date": str(DAY), "shard": 0, "segment": "equity"}
+    result = send_unit(app_db, _settings(sandbox), unit, _options(sandbox, jitter_honoured=False))
+    with app_db.connect() as c:
+        accepted, first, last = c.execute(sa.text(
+            "SELECT count(*), min(accepted_at), max(accepted_at) FROM deliveries WHERE status = 'accepted'")).one()
+    assert result["accepted"] == accepted == scalar(app_db, "SELECT count(*) FROM delivery_plan")
+    rate = accepted / (last - first).total_seconds()
+    assert rate >= 0.8 * 400, f"{rate:.0f} msg/s against a 400 msg/s number with 250 ms API latency"
+    assert sandbox.ledger_stats()["counters"].get("throttled", 0) == 0
+
+
 def test_a_paused_sender_with_nothing_left_to_send_ends_at_once(app_db, sandbox):
     """The budget's stop can land just after a unit's last send: a paused sender with nothing queued or unresolved
     ends within a second instead of waiting out FA_SENDER_MAX_PAUSE_S (once seen: 20 min in a benchmark)."""

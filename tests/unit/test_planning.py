@@ -140,3 +140,19 @@ def test_a_fast_numbers_segment_groups_split_into_contiguous_runs(open_rows, pro
     from include.delivery.fanout.units import segment_groups
 
     assert segment_groups(["a", "b", "c", "d"], open_rows, processes) == groups
+
+
+@pytest.mark.parametrize(("rate", "min_in_flight", "in_flight_s", "window"), [
+    (80, 32, 0.5, 40),      # 80 msg/s through 500 ms of latency
+    (40, 32, 0.5, 32),      # never below the floor
+    (500, 32, 0.5, 250),    # a 1,000 msg/s number's half
+    (495.0, 32, 0.5, 248),  # a share with headroom rounds up, never down to a window that cannot keep the rate
+    (1000, 8, 0.1, 100),
+    (0.5, 32, 0.5, 32),     # a throttled-down bucket still keeps the floor
+])
+def test_a_senders_in_flight_window_follows_its_rate(rate, min_in_flight, in_flight_s, window):
+    """Little's law: a sender at r msg/s holds r x latency requests open, so its window is r x SENDER_IN_FLIGHT_S
+    (at least SENDER_MIN_IN_FLIGHT); a fixed window caps the rate at window / latency whatever the number allows."""
+    from include.delivery.fanout.units import SenderOptions
+
+    assert SenderOptions(min_in_flight=min_in_flight, in_flight_s=in_flight_s).in_flight_for(rate) == window

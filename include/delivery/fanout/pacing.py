@@ -14,6 +14,7 @@ Meta gives, its status webhooks and the webhook watermark (include/delivery/unkn
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import datetime as dt
 import logging
 import time
@@ -332,7 +333,10 @@ class ShardSender:
         tasks: set[asyncio.Task] = set()
         pause_started = None
         kill_switch = asyncio.create_task(self.control.watch_kill_switch())
-        async with AsyncWhatsAppClient(self.settings) as client:
+        # The pool holds the window of the whole number (the most this sender's share can grow to); a rotation to
+        # a faster number mid-run only queues requests beyond it for a free connection.
+        pool = max(self.settings.max_connections, self.opt.in_flight_for(self.number.throughput_mps))
+        async with AsyncWhatsAppClient(dataclasses.replace(self.settings, max_connections=pool)) as client:
             try:
                 while True:
                     now = time.monotonic()
@@ -396,7 +400,7 @@ class ShardSender:
                         want = int(min(self.opt.claim_batch, max(16.0, rate * 0.5))) - len(ready)
                         claim = asyncio.create_task(self._db(self._claim, max(1, want)))
                         claimed_nothing = False
-                    room = self.opt.max_in_flight - self._in_flight
+                    room = self.opt.in_flight_for(self.bucket.ceiling) - self._in_flight
                     if ready and room > 0:
                         for _ in range(self.bucket.take(min(room, len(ready)))):
                             self._in_flight += 1

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import math
 from dataclasses import dataclass, field
 
 from sqlalchemy.engine import Engine
@@ -54,7 +55,8 @@ class SenderOptions:
 
     jitter_honoured: bool = True
     claim_batch: int = field(default_factory=lambda: config.SENDER_CLAIM_BATCH)
-    max_in_flight: int = field(default_factory=lambda: config.SENDER_MAX_IN_FLIGHT)
+    min_in_flight: int = field(default_factory=lambda: config.SENDER_MIN_IN_FLIGHT)
+    in_flight_s: float = field(default_factory=lambda: config.SENDER_IN_FLIGHT_S)
     max_attempts: int = field(default_factory=lambda: config.SENDER_MAX_ATTEMPTS)
     control_tick_s: float = field(default_factory=lambda: config.SENDER_CONTROL_TICK_S)
     peer_start_wait_s: float = field(default_factory=lambda: config.SENDER_PEER_START_WAIT_S)
@@ -69,6 +71,10 @@ class SenderOptions:
     max_pause_s: float = field(default_factory=lambda: config.SENDER_MAX_PAUSE_S)
     progress_log_s: float = field(default_factory=lambda: config.SENDER_PROGRESS_LOG_S)
     actor: str = "delivery_fanout"
+
+    def in_flight_for(self, rate: float) -> int:
+        """Requests a sender at `rate` msg/s keeps open at once (config.SENDER_IN_FLIGHT_S says why)."""
+        return max(self.min_in_flight, math.ceil(rate * self.in_flight_s))
 
 
 @dataclass
