@@ -234,11 +234,14 @@ class Settings(BaseSettings):
     # -- sender ----------------------------------------------------------------------------------------------
     SENDER_CLAIM_BATCH: int = 200          # rows claimed from PostgreSQL at a time
     # Requests a sender keeps open at once. By Little's law a sender at r msg/s holds r x (API latency) requests
-    # open, so the window follows its rate: r x SENDER_IN_FLIGHT_S, at least SENDER_MIN_IN_FLIGHT. A sender keeps
-    # its full rate while the API answers within SENDER_IN_FLIGHT_S. (A fixed 32 fed a 500 msg/s share only
-    # 32 / 0.25 s = 128 msg/s once the API took 250 ms, and clipped it at the sandbox's 30 ms median too.)
+    # open, so the window follows both: r x SENDER_IN_FLIGHT_LATENCIES x the mean latency of its last control
+    # tick, at least SENDER_MIN_IN_FLIGHT and at most r x SENDER_MAX_IN_FLIGHT_S (full rate while the API
+    # answers within about half a second on average). A fixed 32 fed a 400 msg/s number only 125 msg/s once the
+    # API took 250 ms, and clipped a 1,000 msg/s number at the sandbox's 30 ms; a window far above the need lets
+    # a stall bunch requests into a burst that Meta answers with 130429.
     SENDER_MIN_IN_FLIGHT: int = Field(default=32, gt=0)
-    SENDER_IN_FLIGHT_S: float = Field(default=0.5, gt=0)
+    SENDER_IN_FLIGHT_LATENCIES: float = Field(default=2.0, gt=0)
+    SENDER_MAX_IN_FLIGHT_S: float = Field(default=1.0, gt=0)
     # One sender process feeds up to this many msg/s of a number: a faster number gets ceil(msg/s / this)
     # processes (at most one per segment group), each with a share of its segment groups. One process feeds
     # ~780 msg/s on this machine (bench.fanout, 1 x 1,000/s, one unit: 0.78 of the ceiling); every extra

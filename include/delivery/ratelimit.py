@@ -95,6 +95,7 @@ class AdaptiveBucket:
         self._clock = clock
         self.bucket = TokenBucket(ceiling, self._capacity(ceiling), clock)
         self._last_recover = clock()
+        self._last_cut = float("-inf")
         self.throttle_events = 0
 
     @classmethod
@@ -115,11 +116,18 @@ class AdaptiveBucket:
         self.ceiling = ceiling
         self.bucket.set_rate(min(self.bucket.rate, ceiling) if recovering else ceiling, self._capacity(ceiling))
 
-    def throttled(self) -> None:
+    def throttled(self, sent_at: float | None = None) -> bool:
+        """A 130429 for a request started at `sent_at` (this bucket's clock). One cut per round trip, as TCP
+        reacts to loss: a request started before the last cut was paced at the old rate, so its 130429 says
+        nothing about the new one. Without this, one bunch of 30 answers cut the rate to 0.9^30 = 4% and a
+        10k run fell to 0.71 of the ceiling. Returns whether the rate was cut."""
         self.throttle_events += 1
+        if sent_at is not None and sent_at < self._last_cut:
+            return False
         self.bucket.set_rate(max(0.5, self.bucket.rate * 0.9))
         self.bucket.tokens = 0.0
-        self._last_recover = self._clock()
+        self._last_recover = self._last_cut = self._clock()
+        return True
 
     def _recover(self) -> None:
         now = self._clock()

@@ -142,17 +142,22 @@ def test_a_fast_numbers_segment_groups_split_into_contiguous_runs(open_rows, pro
     assert segment_groups(["a", "b", "c", "d"], open_rows, processes) == groups
 
 
-@pytest.mark.parametrize(("rate", "min_in_flight", "in_flight_s", "window"), [
-    (80, 32, 0.5, 40),      # 80 msg/s through 500 ms of latency
-    (40, 32, 0.5, 32),      # never below the floor
-    (500, 32, 0.5, 250),    # a 1,000 msg/s number's half
-    (495.0, 32, 0.5, 248),  # a share with headroom rounds up, never down to a window that cannot keep the rate
-    (1000, 8, 0.1, 100),
-    (0.5, 32, 0.5, 32),     # a throttled-down bucket still keeps the floor
+@pytest.mark.parametrize(("rate", "latency_s", "window"), [
+    (500, 0.030, 32),     # 500 msg/s at 30 ms needs 15 open: the floor
+    (500, 0.060, 60),     # twice what Little's law gives at the mean latency
+    (495.0, 0.061, 61),   # rounded up, never down to a window that cannot keep the rate
+    (400, 0.250, 200),    # a slow API: the window grows with it
+    (500, 0.800, 500),    # ... up to rate x SENDER_MAX_IN_FLIGHT_S (1 s)
+    (500, 10.0, 500),     # answers timing out do not open more than that
+    (500, None, 500),     # no latency known: the most it may hold (the connection pool's size)
+    (40, 0.250, 32),      # never below the floor
+    (0.5, 0.250, 32),     # a throttled-down share still keeps the floor
 ])
-def test_a_senders_in_flight_window_follows_its_rate(rate, min_in_flight, in_flight_s, window):
-    """Little's law: a sender at r msg/s holds r x latency requests open, so its window is r x SENDER_IN_FLIGHT_S
-    (at least SENDER_MIN_IN_FLIGHT); a fixed window caps the rate at window / latency whatever the number allows."""
+def test_a_senders_in_flight_window_follows_its_rate_and_the_apis_latency(rate, latency_s, window):
+    """Little's law: a sender at r msg/s holds r x latency requests open. Its window is twice that at the last
+    control tick's mean latency, within [SENDER_MIN_IN_FLIGHT, r x SENDER_MAX_IN_FLIGHT_S]: a fixed window caps
+    the rate at window / latency, and one far above the need lets a stall bunch requests into a burst."""
     from include.delivery.fanout.units import SenderOptions
 
-    assert SenderOptions(min_in_flight=min_in_flight, in_flight_s=in_flight_s).in_flight_for(rate) == window
+    opts = SenderOptions(min_in_flight=32, in_flight_latencies=2.0, max_in_flight_s=1.0)
+    assert opts.in_flight_for(rate, latency_s) == window

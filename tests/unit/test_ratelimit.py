@@ -1,4 +1,6 @@
 """The adaptive bucket a sender paces itself with: backs off on 130429, recovers, never exceeds its ceiling."""
+import pytest
+
 from include.delivery.ratelimit import AdaptiveBucket
 
 
@@ -77,3 +79,19 @@ def test_take_after_throttling_waits_for_new_tokens():
     assert b.take(5) == 0
     clock.t += 0.045
     assert b.take(100) == 4  # 45 ms at the cut rate of 90/s
+
+
+def test_one_bunch_of_130429s_cuts_the_rate_once():
+    """Answers to requests started before the last cut were paced at the old rate: they do not cut again. A
+    130429 for a request started after the cut does (a real excess still converges)."""
+    clock = Clock()
+    b = AdaptiveBucket(100, clock)
+    bunch_sent_at = clock.t - 0.03
+    assert b.throttled(bunch_sent_at) is True
+    clock.t += 0.01
+    assert [b.throttled(bunch_sent_at) for _ in range(29)] == [False] * 29
+    assert b.rate == 90 and b.throttle_events == 30
+    sent_after_cut = clock.t
+    clock.t += 0.03
+    assert b.throttled(sent_after_cut) is True and b.rate == 81
+    assert b.throttled() is True and b.rate == pytest.approx(72.9)  # no start time known: every answer cuts

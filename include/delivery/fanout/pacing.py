@@ -70,6 +70,8 @@ class ShardSender:
         self.bucket: AdaptiveBucket | None = None
         self.started = time.monotonic()
         self._in_flight = 0
+        self._window = options.min_in_flight  # requests kept open at once, resized every control tick
+        self._latency = [0.0, 0]  # (sum of seconds, answers) since the last resize
         self._open_at_start = 0
         self._last_progress = (time.monotonic(), 0)  # (when, accepted then): the progress log's rate window
 
@@ -109,10 +111,18 @@ class ShardSender:
         try:
             ceiling = await self._db(self._lease_tick)
             self.bucket.set_ceiling(ceiling)  # on the loop thread, the bucket's only user
+            self._resize_window()
             await self._flush()
         except TRANSIENT_DB_ERRORS as exc:
             log.warning("%s: database unavailable during the tick (%s); retrying", self.unit.label,
                         type(exc).__name__)
+
+    def _resize_window(self) -> None:
+        """The in-flight window for the share and the API's latency since the last tick (loop thread)."""
+        total, answers = self._latency
+        if answers:
+            self._window = self.opt.in_flight_for(self.bucket.ceiling, total / answers)
+            self._latency = [0.0, 0]
 
     async def _start_gate(self) -> None:
         """Senders sharing a number start together. Each waits (at most `peer_start_wait_s`) until every peer
@@ -213,6 +223,7 @@ class ShardSender:
 
     async def _send_one(self, client: AsyncWhatsAppClient, row) -> None:
         """One request; the pacing loop took its token before starting it."""
+        sent_at = time.monotonic()
         try:
             try:
                 res = await client.send_template(
@@ -221,7 +232,7 @@ class ShardSender:
                     image_link=image_link(row.render_uri, row.pack_key, self._image_base),
                     biz_opaque_callback_data=row.idempotency_key)
             except WhatsAppError as err:
-                self._handle_error(row, err)
+                self._handle_error(row, err, sent_at)
                 return
             self._outcome(row, "accepted", wamid=res.wamid, latency_ms=res.latency_ms, attempt_outcome="accepted")
             self.result.accepted += 1
@@ -234,8 +245,10 @@ class ShardSender:
             self.result.unknown += 1
         finally:
             self._in_flight -= 1
+            self._latency[0] += time.monotonic() - sent_at
+            self._latency[1] += 1
 
-    def _handle_error(self, row, err: WhatsAppError) -> None:
+    def _handle_error(self, row, err: WhatsAppError, sent_at: float | None = None) -> None:
         """Apply error_policy's decision: outcomes are buffered here, on the loop thread; what the control
         lane must act on (stop, rotation, template switch) is handed over under the state's lock."""
         action = decide(err, row.attempts, self.opt.max_attempts)
@@ -254,7 +267,7 @@ class ShardSender:
                 self.state.template_hit(row.template_name, row.template_language, err)
             return
         if action.throttled:
-            self.bucket.throttled()
+            self.bucket.throttled(sent_at)  # one cut per round trip, not one per answer of the same bunch
             self.result.throttled += 1
         if action.kind is Kind.RETRY:
             due = dt.datetime.now(dt.UTC) + dt.timedelta(seconds=action.delay_s)
@@ -335,7 +348,7 @@ class ShardSender:
         kill_switch = asyncio.create_task(self.control.watch_kill_switch())
         # The pool holds the window of the whole number (the most this sender's share can grow to); a rotation to
         # a faster number mid-run only queues requests beyond it for a free connection.
-        pool = max(self.settings.max_connections, self.opt.in_flight_for(self.number.throughput_mps))
+        pool = max(self.settings.max_connections, self.opt.in_flight_for(self.number.throughput_mps, None))
         async with AsyncWhatsAppClient(dataclasses.replace(self.settings, max_connections=pool)) as client:
             try:
                 while True:
@@ -400,7 +413,7 @@ class ShardSender:
                         want = int(min(self.opt.claim_batch, max(16.0, rate * 0.5))) - len(ready)
                         claim = asyncio.create_task(self._db(self._claim, max(1, want)))
                         claimed_nothing = False
-                    room = self.opt.in_flight_for(self.bucket.ceiling) - self._in_flight
+                    room = self._window - self._in_flight
                     if ready and room > 0:
                         for _ in range(self.bucket.take(min(room, len(ready)))):
                             self._in_flight += 1

@@ -56,7 +56,8 @@ class SenderOptions:
     jitter_honoured: bool = True
     claim_batch: int = field(default_factory=lambda: config.SENDER_CLAIM_BATCH)
     min_in_flight: int = field(default_factory=lambda: config.SENDER_MIN_IN_FLIGHT)
-    in_flight_s: float = field(default_factory=lambda: config.SENDER_IN_FLIGHT_S)
+    in_flight_latencies: float = field(default_factory=lambda: config.SENDER_IN_FLIGHT_LATENCIES)
+    max_in_flight_s: float = field(default_factory=lambda: config.SENDER_MAX_IN_FLIGHT_S)
     max_attempts: int = field(default_factory=lambda: config.SENDER_MAX_ATTEMPTS)
     control_tick_s: float = field(default_factory=lambda: config.SENDER_CONTROL_TICK_S)
     peer_start_wait_s: float = field(default_factory=lambda: config.SENDER_PEER_START_WAIT_S)
@@ -72,9 +73,12 @@ class SenderOptions:
     progress_log_s: float = field(default_factory=lambda: config.SENDER_PROGRESS_LOG_S)
     actor: str = "delivery_fanout"
 
-    def in_flight_for(self, rate: float) -> int:
-        """Requests a sender at `rate` msg/s keeps open at once (config.SENDER_IN_FLIGHT_S says why)."""
-        return max(self.min_in_flight, math.ceil(rate * self.in_flight_s))
+    def in_flight_for(self, rate: float, latency_s: float | None = None) -> int:
+        """Requests a sender at `rate` msg/s keeps open at once when the API answers in `latency_s` on average
+        (None: the most it may hold). config.SENDER_MIN_IN_FLIGHT says why."""
+        span = self.max_in_flight_s if latency_s is None else min(self.max_in_flight_s,
+                                                                  self.in_flight_latencies * latency_s)
+        return max(self.min_in_flight, math.ceil(rate * span))
 
 
 @dataclass
