@@ -232,7 +232,7 @@ class Settings(BaseSettings):
     DATA_ROOT_URL: str = ""  # fsspec URL; empty means file:// under DATA_DIR/objects
     DATA_DIR: str = ""  # local data directory of the dev stack and the tests; empty means .data/ in the project
     # -- sender ----------------------------------------------------------------------------------------------
-    SENDER_CLAIM_BATCH: int = 200          # rows claimed from PostgreSQL at a time
+    SENDER_CLAIM_BATCH: int = 500          # most rows claimed from PostgreSQL at a time (a claim tops up to 0.5 s)
     # Requests a sender keeps open at once. By Little's law a sender at r msg/s holds r x (API latency) requests
     # open, so the window follows both: r x SENDER_IN_FLIGHT_LATENCIES x the mean latency of its last control
     # tick, at least SENDER_MIN_IN_FLIGHT and at most r x SENDER_MAX_IN_FLIGHT_S (full rate while the API
