@@ -109,19 +109,6 @@ def _wait_for_quiet(api: httpx.Client, timeout_s: float = 900, quiet_s: float = 
     raise RuntimeError("DAG runs kept running; cannot measure on a busy stack")
 
 
-# The fan-out's hot tables: each run rewrites ~10k deliveries 4-5 times and adds ~26k webhook events.
-_HOT_TABLES = ("deliveries", "webhook_events", "delivery_attempts", "message_spend", "spend_daily", "delivery_plan")
-
-
-def _maintained(engine) -> None:
-    """VACUUM (ANALYZE) the hot tables before a run, as the maintenance DAGs keep them before 06:00. Runs here come
-    a minute apart, each a whole day's churn on tables holding a few days, so autovacuum otherwise catches up with
-    the previous run inside the next one's sending window (seen as +1-2 CPU-s of PostgreSQL and a ratio 0.05 lower);
-    in production a day's churn is a few percent of 90 days' rows."""
-    with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as c:
-        c.execute(sa.text("VACUUM (ANALYZE) " + ", ".join(_HOT_TABLES)))
-
-
 def _autovacuums(engine) -> dict[str, int]:
     with engine.connect() as c:
         return {r.relname: int(r.n) for r in c.execute(sa.text(
@@ -206,7 +193,6 @@ def _one_run(engine, sandbox: _Admin, api: httpx.Client, roots: dict[str, int], 
     planned = planning.build_plan(engine, day, TEMPLATES).total
     throttled_before = sandbox.admin.get("/_sandbox/ledger/stats").json()["counters"].get("throttled", 0)
     _webhooks_drained(sandbox)
-    _maintained(engine)
     vacuums_before = _autovacuums(engine)
     hooks_before = sandbox.admin.get("/_sandbox/webhooks/stats").json()
     load = round(os.getloadavg()[0], 2)
@@ -326,8 +312,8 @@ def _one_run(engine, sandbox: _Admin, api: httpx.Client, roots: dict[str, int], 
         "webhooks_pending_at_run_end": hooks_after["pending"], "webhooks_drain_after_run_s": drain_s,
         # POSTs that carried them: the receiver's and PostgreSQL's work per event falls as batches grow.
         "webhook_posts_during_run": hooks_after.get("posts", 0) - hooks_before.get("posts", 0),
-        # Autovacuum and autoanalyze passes PostgreSQL started on the app's tables during the run (each costs CPU
-        # inside the window; _maintained keeps the previous run's churn from triggering one).
+        # Autovacuum and autoanalyze passes PostgreSQL made on the app's tables during the run: each costs CPU inside
+        # the window (runs a minute apart each add a whole day's churn to tables that hold only a few days).
         "autovacuums_during_run": {t: n - vacuums_before.get(t, 0) for t, n in vacuums_after.items()
                                    if n != vacuums_before.get(t, 0)},
     }
