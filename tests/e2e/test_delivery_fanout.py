@@ -372,6 +372,35 @@ def test_a_paused_sender_with_nothing_left_to_send_ends_at_once(app_db, sandbox)
     assert result["stopped_reason"] is None and result["remaining_queued"] == 0
 
 
+def test_a_sender_started_while_the_kill_switch_is_on_sends_nothing_until_it_is_released(app_db, sandbox):
+    """The start-up checks run side by side (templates and control, unknown outcomes, the kill switch): a switch
+    engaged before the sender starts holds its very first send, and the release lets it finish, nobody twice."""
+    import threading
+    import time
+
+    from include.delivery.fanout import send_unit
+    from include.delivery.kill_switch import set_sending_paused
+
+    planned_world(app_db, advisors=60, research_digits="")
+    unit = _all_units(app_db)[0]
+    set_sending_paused(app_db, True, "drill: paused before 06:00", "tests")
+    results = []
+    runner = threading.Thread(target=lambda: results.append(
+        send_unit(app_db, _settings(sandbox), unit, _options(sandbox, jitter_honoured=False))))
+    runner.start()
+    deadline = time.monotonic() + 10
+    while not scalar(app_db, "SELECT count(*) FROM sender_leases") and time.monotonic() < deadline:
+        time.sleep(0.05)  # started: its checks are done and its lease is live
+    held_until = time.monotonic() + 1.5
+    while time.monotonic() < held_until:
+        assert sandbox.ledger_stats()["accepted"] == 0, "a send went out while the kill switch was on"
+        time.sleep(0.05)
+    set_sending_paused(app_db, False, "drill over", "tests")
+    runner.join(30)
+    assert not runner.is_alive() and results[0]["accepted"] > 0 and results[0]["remaining_queued"] == 0
+    assert_no_duplicates_and_nothing_lost(app_db, sandbox)
+
+
 def test_pause_stops_sends_within_2_s_and_resume_continues_without_duplicates(app_db, sandbox):
     import threading
     import time
