@@ -120,8 +120,9 @@ def _production_sized_autovacuum(engine, advisors: int) -> None:
     days of rows: PostgreSQL vacuums a table once its dead (or newly inserted) rows pass 20% of it, and a day's
     churn (~5 row versions per delivery) is a few percent of 90 days. Here they hold a few days, so a run's own churn
     crossed that line and autovacuum passes on them landed inside the sending window in 3 of 10 runs (PostgreSQL up to
-    +2 CPU-s; ratios 0.79, 0.82, 0.93 in those runs against a 0.95 median). The thresholds below are what the missing days would add; the runs
-    are vacuumed between them instead (_maintained), as the maintenance DAGs and autovacuum do overnight."""
+    +2 CPU-s; ratios 0.79, 0.82, 0.93 in those runs against a 0.95 median). The thresholds below are what the
+    missing days would add; the runs are vacuumed between them instead (_maintained), as the maintenance DAGs and
+    autovacuum do overnight."""
     from include.core import config
 
     with engine.begin() as c:
@@ -240,6 +241,11 @@ def _one_run(engine, sandbox: _Admin, api: httpx.Client, roots: dict[str, int], 
             time.sleep(0.5)
     tis = api.get(f"/api/v2/dags/{DAG_ID}/dagRuns/{run_id}/taskInstances",
                   params={"limit": 100}).json()["task_instances"]
+    # Other DAGs' task instances that ran during this one (the 5-minute DAGs share the executor's slots).
+    others = api.get("/api/v2/dags/~/dagRuns/~/taskInstances", params={
+        "limit": 100, "start_date_lte": dr["end_date"], "end_date_gte": dr["queued_at"]}).json()
+    others = sorted({f"{t['dag_id']}.{t['task_id']}" for t in others.get("task_instances", [])
+                     if t["dag_id"] != DAG_ID})
     with engine.connect() as c:
         accepted, first, last = c.execute(sa.text(
             "SELECT count(*), min(accepted_at), max(accepted_at) FROM deliveries "
@@ -345,6 +351,7 @@ def _one_run(engine, sandbox: _Admin, api: httpx.Client, roots: dict[str, int], 
         "webhook_posts_during_run": hooks_after.get("posts", 0) - hooks_before.get("posts", 0),
         # Autovacuum and autoanalyze passes PostgreSQL made on the app's tables during the run: each costs CPU inside
         # the window (runs a minute apart each add a whole day's churn to tables that hold only a few days).
+        "other_tasks_during_run": others,
         "autovacuums_during_run": {t: n - vacuums_before.get(t, 0) for t, n in vacuums_after.items()
                                    if n != vacuums_before.get(t, 0)},
     }
