@@ -243,8 +243,9 @@ def _one_run(engine, sandbox: _Admin, api: httpx.Client, roots: dict[str, int], 
                   params={"limit": 100}).json()["task_instances"]
     # Other DAGs' task instances that ran during this one (the 5-minute DAGs share the executor's slots).
     others = api.get("/api/v2/dags/~/dagRuns/~/taskInstances", params={
-        "limit": 100, "start_date_lte": dr["end_date"], "end_date_gte": dr["queued_at"]}).json()
-    others = sorted({f"{t['dag_id']}.{t['task_id']}" for t in others.get("task_instances", [])
+        "limit": 100, "start_date_lte": dr["end_date"], "end_date_gte": dr["queued_at"]})
+    others.raise_for_status()
+    others = sorted({f"{t['dag_id']}.{t['task_id']}" for t in others.json()["task_instances"]
                      if t["dag_id"] != DAG_ID})
     with engine.connect() as c:
         accepted, first, last = c.execute(sa.text(
