@@ -7,4 +7,6 @@ from airflow.providers.celery.executors.default_celery import DEFAULT_CELERY_CON
 
 from include.core.task_preload import MODULES
 
-CELERY_CONFIG: dict = {**DEFAULT_CELERY_CONFIG, "imports": tuple(DEFAULT_CELERY_CONFIG.get("imports") or ()) + MODULES}
+# The third-party modules first, then the project's (include/core/project_preload.py, guarded against staleness).
+CELERY_CONFIG: dict = {**DEFAULT_CELERY_CONFIG, "imports": tuple(DEFAULT_CELERY_CONFIG.get("imports") or ()) + MODULES
+                       + ("include.core.project_preload",)}

@@ -21,4 +21,5 @@ class PreloadingLocalExecutor(LocalExecutor):
     def start(self) -> None:
         for name in task_preload.MODULES:
             importlib.import_module(name)
+        task_preload.preload_project()
         super().start()
