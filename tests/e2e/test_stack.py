@@ -145,7 +145,12 @@ def test_make_run_comes_up_healthy_and_ctrl_c_leaves_no_orphans(tmp_path):
             time.sleep(0.2)
         assert stats["events_stored"] >= 1 and stats["opt_outs"] == 1, stats
         pools = {p["name"]: p["slots"] for p in _api(f"http://127.0.0.1:{api_port}", token, "GET", "/api/v2/pools")["pools"]}
-        assert pools.get("delivery_senders") == 6 and pools.get("db_maintenance") == 1, pools
+        from dataclasses import fields
+
+        from devtools.devstack.env import StackSettings
+
+        slots = next(f.default for f in fields(StackSettings) if f.name == "parallelism")  # the executor's slots
+        assert pools.get("delivery_senders") == slots and pools.get("db_maintenance") == 1, pools
         _run_a_whole_business_day(f"http://127.0.0.1:{api_port}", token)
         _a_missed_deadline_pages(f"http://127.0.0.1:{api_port}", token, f"http://127.0.0.1:{sandbox_port}")
         state = json.loads((tmp_path / "data" / "run" / "stack.json").read_text())
