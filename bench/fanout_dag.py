@@ -241,7 +241,6 @@ def _one_run(engine, sandbox: _Admin, api: httpx.Client, roots: dict[str, int], 
             time.sleep(0.5)
     tis = api.get(f"/api/v2/dags/{DAG_ID}/dagRuns/{run_id}/taskInstances",
                   params={"limit": 100}).json()["task_instances"]
-    # Other DAGs' task instances that ran during this one (the 5-minute DAGs share the executor's slots).
     others = api.get("/api/v2/dags/~/dagRuns/~/taskInstances", params={
         "limit": 100, "start_date_lte": dr["end_date"], "end_date_gte": dr["queued_at"]})
     others.raise_for_status()
@@ -350,9 +349,10 @@ def _one_run(engine, sandbox: _Admin, api: httpx.Client, roots: dict[str, int], 
         "webhooks_pending_at_run_end": hooks_after["pending"], "webhooks_drain_after_run_s": drain_s,
         # POSTs that carried them: the receiver's and PostgreSQL's work per event falls as batches grow.
         "webhook_posts_during_run": hooks_after.get("posts", 0) - hooks_before.get("posts", 0),
-        # Autovacuum and autoanalyze passes PostgreSQL made on the app's tables during the run: each costs CPU inside
-        # the window (runs a minute apart each add a whole day's churn to tables that hold only a few days).
+        # Other DAGs' tasks that ran during the run (they share the executor's slots and the cores).
         "other_tasks_during_run": others,
+        # Autovacuum and autoanalyze passes PostgreSQL made on the app's tables during the run: each costs CPU inside
+        # the window (_production_sized_autovacuum keeps the hot tables' own churn from starting one).
         "autovacuums_during_run": {t: n - vacuums_before.get(t, 0) for t, n in vacuums_after.items()
                                    if n != vacuums_before.get(t, 0)},
     }

@@ -90,8 +90,9 @@ class StackSettings:
     sandbox_url: str               # http://127.0.0.1:PORT
     api_port: int = 8080
     # Slots for the 06:00 senders (five in the demo world) plus what starts with them: 06:00 is also a slot of the
-    # 5-minute DAGs (advisor_delay_notices, incident_escalation), whose tasks took a slot a sender needed at 6 (a
-    # sender started 3.5 s late in a benchmark run). Idle workers cost memory, not CPU; 32 would pre-fork 32.
+    # 5-minute DAGs (advisor_delay_notices, incident_escalation; bench.fanout_dag saw five of their tasks inside one
+    # run). With 6, a sender started 3.5 s after its peers in one benchmark run, most likely waiting for a slot.
+    # Idle workers cost memory, not CPU; 32 would pre-fork 32.
     parallelism: int = 8
     secrets: dict[str, str] | None = None
 

@@ -71,7 +71,7 @@ class ShardSender:
         self.started = time.monotonic()
         self._in_flight = 0
         self._window = options.min_in_flight  # requests kept open at once, resized every control tick
-        self._latency = [0.0, 0]  # (sum of seconds, answers) since the last resize
+        self._latency_sum, self._answers = 0.0, 0  # the API's answers since the last resize, and their seconds
         self._open_at_start = 0
         self._last_progress = (time.monotonic(), 0)  # (when, accepted then): the progress log's rate window
 
@@ -119,10 +119,9 @@ class ShardSender:
 
     def _resize_window(self) -> None:
         """The in-flight window for the share and the API's latency since the last tick (loop thread)."""
-        total, answers = self._latency
-        if answers:
-            self._window = self.opt.in_flight_for(self.bucket.ceiling, total / answers)
-            self._latency = [0.0, 0]
+        if self._answers:
+            self._window = self.opt.in_flight_for(self.bucket.ceiling, self._latency_sum / self._answers)
+            self._latency_sum, self._answers = 0.0, 0
 
     async def _start_gate(self) -> None:
         """Senders sharing a number start together. Each waits (at most `peer_start_wait_s`) until every peer
@@ -245,8 +244,8 @@ class ShardSender:
             self.result.unknown += 1
         finally:
             self._in_flight -= 1
-            self._latency[0] += time.monotonic() - sent_at
-            self._latency[1] += 1
+            self._latency_sum += time.monotonic() - sent_at
+            self._answers += 1
 
     def _handle_error(self, row, err: WhatsAppError, sent_at: float | None = None) -> None:
         """Apply error_policy's decision: outcomes are buffered here, on the loop thread; what the control
