@@ -22,10 +22,24 @@ def median(values: list[float]) -> float:
     return statistics.median(values) if values else float("nan")
 
 
+def core_speed_s(rounds: int = 5) -> float:
+    """Seconds one core takes for a fixed pure-Python loop (median of `rounds`), taken when the figures are
+    written (the stack is stopped by then). This VM's speed is not constant: the same code and command gave
+    every component about twice the CPU seconds on one day as on another, so sets are compared only with
+    this figure beside them."""
+    def once() -> float:
+        t, total = time.perf_counter(), 0
+        for i in range(10_000_000):
+            total += i
+        return time.perf_counter() - t
+    return round(statistics.median(once() for _ in range(rounds)), 3)
+
+
 def write_result(name: str, figures: dict) -> Path:
     RESULTS.mkdir(parents=True, exist_ok=True)
     doc = {"benchmark": name, "when_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-           "machine": {"cpus": __import__("os").cpu_count(), "python": platform.python_version()}, **figures}
+           "machine": {"cpus": __import__("os").cpu_count(), "python": platform.python_version(),
+                       "core_speed_s": core_speed_s()}, **figures}
     path = RESULTS / f"{name}.json"
     path.write_text(json.dumps(doc, indent=2, default=str) + "\n")
     print(json.dumps(doc, indent=2, default=str))

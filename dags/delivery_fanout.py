@@ -11,7 +11,7 @@ Runbook *"06:00–06:05 delivery"*. Sends today's plan (written by `pre_delivery
 | `prepare_send_queue` | A manual run delivers today (IST) only: a past date is refused with a pointer to `ops_backfill_delivery` (reason, audit), a future date is refused. A late scheduled run gets here only with a person's *Send now*. Then queues every plan row as a `deliveries` row (idempotent) and lists the sender units: one per shard (its segment groups in send order), or one per (shard, segment) on a number of ≥ 300 msg/s; at most 64 |
 | `send_shard` (mapped; the label shows number, shard and segment groups) | Streams its rows in claimed batches, sends concurrently inside the number's token bucket (shared across live senders, adaptive on 130429), retries retryable errors with backoff (131056: 4^x s for that recipient), never retries permanent ones, re-checks DNC/opt-out at send time, rotates a RED or policy-blocked number to the hot spare, switches a paused template to its backup (on the API's rejection or at once on Meta's template-status webhook), rotates on a quality webhook, honours the kill switch within a second, never resends a send of unknown outcome on a guess, logs progress every 5 s, pages on >2% failures in 2 min, <95% success for 2 min, or a 190; a unit that stops with rows queued pages P0 and fails |
 | `validate_delivery_sla` | ≥ 99% of the plan accepted within 5 minutes, else a P0 with counts by reason; final summary to Slack. Runs even when a sender failed; skipped when an operator's request was refused and nothing was queued, or when a late start was skipped |
-| `fail_run_if_a_task_failed` | Runs only when a task above failed, and fails, so the run is red (the SLA check after a failed sender is still green) |
+| `fail_run_if_a_task_failed` | Runs only when `prepare_send_queue` or a sender failed, and fails, so the run is red (the SLA check after a failed sender is still green); decided beside the SLA check, so a green run ends with it |
 
 **Idempotency**: the key is (business date, advisor), sent as `biz_opaque_callback_data`. A task retry, a clear, a rerun or
 a second run for the same date never sends twice; a request whose outcome is unknown is reconciled against status evidence first.
@@ -53,7 +53,9 @@ def delivery_fanout():
     sends = send_shard.expand(unit=units)
     validated = validate_delivery_sla()
     [sends, skipped] >> validated  # all_done: after the senders, or after a skip was recorded
-    [units, sends, validated] >> fail_run()
+    # Beside the SLA check, not after it: a failed SLA check is a red leaf itself, and waiting for it would add a
+    # scheduler pass to every run's end only to skip this task.
+    [units, sends] >> fail_run()
 
 
 delivery_fanout()

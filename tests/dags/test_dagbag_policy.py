@@ -175,6 +175,17 @@ def test_every_dag_has_a_one_line_description(dagbag):
         assert len(desc) <= 120 and "\n" not in desc, f"{dag.dag_id}: description is not one short line: {desc!r}"
 
 
+@pytest.mark.parametrize("dag_id", ["delivery_fanout", "ops_backfill_delivery"])
+def test_the_fanout_run_goes_red_on_a_failed_sender_without_waiting_for_the_sla_check(dagbag, dag_id):
+    """fail_run_if_a_task_failed watches the queue and the senders only: downstream of the SLA check it would be
+    skipped one scheduler pass after every green run's last task, and a failed SLA check is a red leaf anyway."""
+    dag = dagbag.dags[dag_id]
+    fail_run = dag.get_task("fail_run_if_a_task_failed")
+    assert fail_run.trigger_rule == "one_failed"
+    assert fail_run.upstream_task_ids == {"prepare_send_queue", "send_shard"}
+    assert {t.task_id for t in dag.leaves} == {"validate_delivery_sla", "fail_run_if_a_task_failed"}
+
+
 def test_backfill_dag_has_its_own_doc(dagbag):
     backfill, fanout = dagbag.dags["ops_backfill_delivery"], dagbag.dags["delivery_fanout"]
     assert backfill.doc_md != fanout.doc_md

@@ -493,6 +493,24 @@ def test_token_expiry_mid_run_stops_sending_pages_and_keeps_rows_queued(app_db, 
     assert any(t.startswith("[P0]") and "190" in t for t in posts), posts
 
 
+def test_a_failed_sender_turns_the_run_red_while_the_sla_check_still_reports(dag, app_db, sandbox, airflow_db):
+    """An expired token fails every sender (190 is not retried). The SLA check still runs and posts its P0, and
+    fail_run_if_a_task_failed, which watches the senders beside it, makes the run red."""
+    planned = planned_world(app_db, advisors=40, research_digits="", day=TODAY)
+    sandbox.faults(token_expires_in_s=0)
+    dr = dag.test(run_conf=CONF)
+    assert dr.state == "failed"
+    states = {}
+    for ti in dr.get_task_instances():
+        states.setdefault(ti.task_id, set()).add(ti.state)
+    assert states["send_shard"] == {"failed"} and states["fail_run_if_a_task_failed"] == {"failed"}, states
+    assert states["validate_delivery_sla"] == {"success"}, states
+    assert sandbox.ledger_stats()["accepted"] == 0
+    assert scalar(app_db, "SELECT count(*) FROM deliveries WHERE status = 'queued'") == planned  # nothing lost
+    posts = [p["payload"]["text"] for p in sandbox.slack_posts()]
+    assert any(t.startswith("[P0]") and "SLA missed" in t for t in posts), posts
+
+
 def _send_all_with_event_mid_run(engine, sandbox, event, after_sends=30):
     """Run every unit concurrently; fire `event` once `after_sends` messages have been accepted."""
     import threading

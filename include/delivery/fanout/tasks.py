@@ -137,8 +137,8 @@ def validate_sla(engine: Engine, business_date: dt.date, context: dict | None = 
 
 
 def fail_run_if_a_task_failed(context: dict) -> None:
-    """The run's last word: a fan-out whose refusal, sender or SLA check failed shows as a failed run, even
-    though `validate_delivery_sla` (trigger rule all_done) still ran and succeeded after it."""
+    """Turns the run red when its refusal or a sender failed, even though `validate_delivery_sla` (trigger rule
+    all_done) still runs and succeeds after them. A failed SLA check needs no help: it is a leaf of the run."""
     from airflow.sdk.exceptions import AirflowFailException
 
     raise AirflowFailException("a fan-out task failed (see the red task); rows not sent stay queued")
