@@ -1,7 +1,9 @@
 """Shared helpers for benchmarks: figures are printed and written as JSON under bench/results/."""
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import platform
 import statistics
 import time
@@ -33,6 +35,41 @@ def core_speed_s(rounds: int = 5) -> float:
             total += i
         return time.perf_counter() - t
     return round(statistics.median(once() for _ in range(rounds)), 3)
+
+
+@contextlib.contextmanager
+def cpu_quota(cores: float | None, period_us: int = 10_000):
+    """This process and everything it starts inside get at most `cores` CPUs' worth of time, through a cgroup's
+    CFS quota: the same machine made slower on purpose, to see how much margin a figure has on a slower day of
+    this VM. Short periods (10 ms) keep each throttle short, closer to a slower core than to a stalled one.
+    Needs root and the cgroup cpu controller (v1 `cpu`, or v2 with `cpu` enabled); `None` limits nothing."""
+    if not cores:
+        yield None
+        return
+    v1, v2 = Path("/sys/fs/cgroup/cpu"), Path("/sys/fs/cgroup")
+    quota = int(cores * period_us)
+    if (v1 / "cpu.cfs_quota_us").exists():
+        root = v1
+        group = root / f"fa-bench-{os.getpid()}"
+        group.mkdir()
+        (group / "cpu.cfs_period_us").write_text(str(period_us))
+        (group / "cpu.cfs_quota_us").write_text(str(quota))
+    elif (v2 / "cgroup.subtree_control").exists() and "cpu" in (v2 / "cgroup.subtree_control").read_text().split():
+        root = v2
+        group = root / f"fa-bench-{os.getpid()}"
+        group.mkdir()
+        (group / "cpu.max").write_text(f"{quota} {period_us}")
+    else:
+        raise RuntimeError("a CPU limit needs the cgroup cpu controller (v1 `cpu`, or v2 with `cpu` enabled) and root")
+    (group / "cgroup.procs").write_text(str(os.getpid()))
+    try:
+        yield group
+    finally:
+        (root / "cgroup.procs").write_text(str(os.getpid()))
+        try:
+            group.rmdir()
+        except OSError as exc:  # a process started inside is still alive: say so rather than hide it
+            print(f"cgroup {group} not removed ({exc}); processes in it: {(group / 'cgroup.procs').read_text()!r}")
 
 
 def write_result(name: str, figures: dict) -> Path:

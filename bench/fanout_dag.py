@@ -1,6 +1,6 @@
 """The fan-out through the real scheduler: `make run`'s stack (embedded PostgreSQL, the sandbox with its
 webhooks going to the standalone webhook receiver, Airflow's api-server, scheduler, dag-processor and triggerer;
-LocalExecutor with 6 slots, or with `--executor celery` the Redis broker and the two Celery workers of
+LocalExecutor with 8 slots, or with `--executor celery` the Redis broker and the two Celery workers of
 `make run EXECUTOR=celery`) and fan-out runs (`ops_backfill_delivery` for a past day: the fan-out's tasks behind
 an audited authorisation) triggered through the REST API. `--runs N` measures N runs on the same stack (one past
 day each: yesterday, the day before, ...) and reports each run and the medians.
@@ -10,7 +10,10 @@ measures what an operator sees in the UI: the DAG run from `queued_at` to `end_d
 time went (scheduling, prepare_send_queue, the mapped send_shard tasks, validate_delivery_sla).
 
     .venv/bin/python -m bench.fanout_dag [--advisors 10000] [--setup 5x80] [--latency-ms 30] [--webhooks on|off]
-                                         [--executor local|celery] [--runs 1]
+                                         [--executor local|celery] [--runs 1] [--cpus 1.4]
+
+`--cpus` runs the whole stack inside a cgroup CPU quota (root only): the figures of a slower machine, to see how
+much margin a set has (this VM's speed varies from day to day; each result records its core speed).
 """
 from __future__ import annotations
 
@@ -30,7 +33,7 @@ from pathlib import Path
 import httpx
 import sqlalchemy as sa
 
-from bench.common import CpuMeter, write_result
+from bench.common import CpuMeter, cpu_quota, write_result
 from tests.support import fanout_slot_far_from_now, read_stack_banner, start_stack
 
 TEMPLATES = {"en": "daily_pack_v1", "hi": "daily_pack_hi_v1"}
@@ -406,14 +409,21 @@ def main(argv=None) -> dict:
                    help="[scheduler] scheduler_idle_sleep_time for this stack (default: the dev stack's)")
     p.add_argument("--keep-data", action="store_true",
                    help="keep the stack's data directory (task logs, databases) instead of deleting it")
+    p.add_argument("--cpus", type=float, default=None,
+                   help="run the stack on at most this many CPUs' worth of time (a cgroup quota; needs root)")
     args = p.parse_args(argv)
     if args.runs < 1:
         p.error("--runs must be at least 1")
-    cases = run(args.advisors, args.setup, args.latency_ms, args.webhooks == "on", args.executor, args.runs,
-                args.scheduler_idle_sleep, args.keep_data)
+    if args.cpus is not None and not 0.2 <= args.cpus <= (os.cpu_count() or 1):
+        p.error(f"--cpus must be between 0.2 and the machine's {os.cpu_count()} CPUs, got {args.cpus}")
+    with cpu_quota(args.cpus):
+        cases = run(args.advisors, args.setup, args.latency_ms, args.webhooks == "on", args.executor, args.runs,
+                    args.scheduler_idle_sleep, args.keep_data)
     summary = summarise(cases)
+    summary["cpu_quota_cores"] = args.cpus
     print(json.dumps(summary), flush=True)
     label = "" if args.scheduler_idle_sleep is None else f"_idle{args.scheduler_idle_sleep:g}"
+    label += "" if args.cpus is None else f"_cpus{args.cpus:g}"
     write_result(f"fanout_dag_{args.executor}_{args.setup}_{args.advisors}_webhooks_{args.webhooks}{label}",
                  {"summary": summary, "cases": cases, "case": cases[len(cases) // 2]})
     return summary
