@@ -27,7 +27,7 @@ def median(values: list[float]) -> float:
 def core_speed_s(rounds: int = 5) -> float:
     """Seconds one core takes for a fixed pure-Python loop (median of `rounds`), taken when the figures are
     written (the stack is stopped by then). This VM's speed is not constant: the same code and command gave
-    every component about twice the CPU seconds on one day as on another, so sets are compared only with
+    every component 1.3-1.6x the CPU seconds in one session as in another, so sets are compared only with
     this figure beside them."""
     def once() -> float:
         t, total = time.perf_counter(), 0
@@ -49,18 +49,15 @@ def cpu_quota(cores: float | None, period_us: int = 10_000):
     v1, v2 = Path("/sys/fs/cgroup/cpu"), Path("/sys/fs/cgroup")
     quota = int(cores * period_us)
     if (v1 / "cpu.cfs_quota_us").exists():
-        root = v1
-        group = root / f"fa-bench-{os.getpid()}"
-        group.mkdir()
-        (group / "cpu.cfs_period_us").write_text(str(period_us))
-        (group / "cpu.cfs_quota_us").write_text(str(quota))
+        root, limits = v1, {"cpu.cfs_period_us": str(period_us), "cpu.cfs_quota_us": str(quota)}
     elif (v2 / "cgroup.subtree_control").exists() and "cpu" in (v2 / "cgroup.subtree_control").read_text().split():
-        root = v2
-        group = root / f"fa-bench-{os.getpid()}"
-        group.mkdir()
-        (group / "cpu.max").write_text(f"{quota} {period_us}")
+        root, limits = v2, {"cpu.max": f"{quota} {period_us}"}
     else:
         raise RuntimeError("a CPU limit needs the cgroup cpu controller (v1 `cpu`, or v2 with `cpu` enabled) and root")
+    group = root / f"fa-bench-{os.getpid()}"
+    group.mkdir()
+    for name, value in limits.items():
+        (group / name).write_text(value)
     (group / "cgroup.procs").write_text(str(os.getpid()))
     try:
         yield group
@@ -75,7 +72,7 @@ def cpu_quota(cores: float | None, period_us: int = 10_000):
 def write_result(name: str, figures: dict) -> Path:
     RESULTS.mkdir(parents=True, exist_ok=True)
     doc = {"benchmark": name, "when_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-           "machine": {"cpus": __import__("os").cpu_count(), "python": platform.python_version(),
+           "machine": {"cpus": os.cpu_count(), "python": platform.python_version(),
                        "core_speed_s": core_speed_s()}, **figures}
     path = RESULTS / f"{name}.json"
     path.write_text(json.dumps(doc, indent=2, default=str) + "\n")
